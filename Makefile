@@ -1,0 +1,35 @@
+# The README's two commands: `make book` (builds the HTML book) and `make test` (runs every test).
+# Each creates the virtual environment .venv and installs everything on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lrlab-installed
+
+.PHONY: book test install benchmark clean
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo "The book is in _build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/train_speed.py
+
+install: $(STAMP)
+
+# d2l is installed on its own with --no-deps: its exact pins (numpy==1.23.5, matplotlib==3.7.2, ...)
+# must not decide the course's environment. requirements.txt lists what d2l.torch imports.
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	grep -v '^d2l' requirements.txt > $(VENV)/requirements-without-d2l.txt
+	$(BIN)/python -m pip install --quiet -r $(VENV)/requirements-without-d2l.txt
+	$(BIN)/python -m pip install --quiet --no-deps $$(grep '^d2l' requirements.txt)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -c "import torch, torchvision, lrlab, d2l.torch; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
+	touch $@
+
+clean:
+	rm -rf _build $(VENV)

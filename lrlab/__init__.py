@@ -1,0 +1,32 @@
+"""lrlab: learning-rate schedules for PyTorch, exact and stateless, and the harness of the lrlab course.
+
+A schedule is a pure function of the step: ``schedule(t)`` is the learning rate used during step
+``t``. :class:`ScheduleLR` drives any optimizer by any schedule.
+
+>>> import torch, lrlab
+>>> opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.3)
+>>> sched = lrlab.ScheduleLR(opt, lrlab.CosineScheduler(20, base_lr=0.3, final_lr=0.01))
+"""
+
+from .schedules import (
+    ConstantScheduler,
+    CosineScheduler,
+    ExponentialScheduler,
+    FactorScheduler,
+    LinearWarmup,
+    MultiFactorScheduler,
+    PolyScheduler,
+    Schedule,
+    SequentialScheduler,
+    SquareRootScheduler,
+    StepScheduler,
+)
+from .lr_scheduler import ScheduleLR, WarmupMultiFactorScheduler
+from .device import try_gpu
+from .profiles import Experiment, experiment, get_profile
+from .data import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist
+from .models import ImprovedCNN, LeNet, SimpleModel
+from .train import History, evaluate_accuracy, train
+from .plot import plot_histories, plot_lr_trace, plot_schedules
+
+__version__ = "0.1.0"
