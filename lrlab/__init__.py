@@ -20,8 +20,9 @@ from .schedules import (
     SequentialScheduler,
     SquareRootScheduler,
     StepScheduler,
+    WarmupMultiFactorSchedule,
 )
-from .lr_scheduler import ScheduleLR, WarmupMultiFactorScheduler
+from .lr_scheduler import ScheduleLR, WarmupMultiFactorScheduler, trace_scheduler
 from .device import try_gpu
 from .profiles import Experiment, experiment, get_profile
 from .data import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist

@@ -1,0 +1,156 @@
+"""Drop-in PyTorch schedulers: the one bridge from lrlab's pure schedules to an optimizer.
+
+Both classes are ordinary ``torch.optim.lr_scheduler.LRScheduler`` subclasses: call ``.step()``
+after ``optimizer.step()``, once per epoch or once per update (the caller's choice, which decides
+what ``t`` counts), and save or restore them with ``state_dict()`` / ``load_state_dict()``. Their
+state holds only plain numbers and lists, so ``torch.load(..., weights_only=True)`` reads it back.
+The math lives in :mod:`lrlab.schedules`; here it is only applied (as HuggingFace's schedulers
+bridge to ``LambdaLR``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
+from .schedules import WarmupMultiFactorSchedule, _non_negative
+
+__all__ = ["ScheduleLR", "WarmupMultiFactorScheduler", "trace_scheduler"]
+
+
+class ScheduleLR(LRScheduler):
+    """Drive any optimizer by any schedule: after ``t`` calls of ``.step()`` the lr is ``schedule(t)``.
+
+    ``schedule`` is an lrlab schedule or any callable ``t -> lr`` (``t`` an int >= 0). With one
+    param group the lr equals ``schedule(t)`` exactly. With several, each group keeps the ratio of
+    its initial lr to the first group's: ``lr_i = schedule(t) * initial_lr_i / initial_lr_0``.
+
+    ``state_dict()`` leaves the schedule out (it is configuration, not state): to resume, build a
+    new ``ScheduleLR`` with the same schedule and load the saved state into it.
+
+    Example::
+
+        opt = torch.optim.SGD(net.parameters(), lr=0.3)
+        sched = ScheduleLR(opt, CosineScheduler(20, base_lr=0.3, final_lr=0.01))
+        for epoch in range(20):
+            train_one_epoch(net, opt)   # trains at CosineScheduler(...)(epoch)
+            sched.step()
+    """
+
+    def __init__(self, optimizer: Optimizer, schedule: Callable[[int], float], last_epoch: int = -1) -> None:
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable (t -> learning rate), got {type(schedule).__name__}")
+        self.schedule = schedule
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[Any]:
+        return self._lrs_at(self.last_epoch)
+
+    def _get_closed_form_lr(self) -> list[Any]:
+        return self._lrs_at(self.last_epoch)
+
+    def _lrs_at(self, t: int) -> list[Any]:
+        lr = self.schedule(t)
+        try:
+            lr = float(lr)
+        except (TypeError, ValueError):
+            raise TypeError(f"schedule({t}) must return a number, got {type(lr).__name__}") from None
+        if not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"schedule({t}) returned {lr!r}; a learning rate must be finite and >= 0")
+        first = self.base_lrs[0]
+        if len(self.base_lrs) > 1 and first == 0:
+            raise ValueError(
+                "the first param group's initial lr is 0, so the other groups' ratios to it are undefined; "
+                "give the first group a non-zero lr, or drive each group with its own scheduler"
+            )
+        return [lr] + [lr * (base / first) for base in self.base_lrs[1:]]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.pop("schedule", None)
+        return state
+
+
+class WarmupMultiFactorScheduler(ScheduleLR):
+    """Warmup then multi-step decay, per param group: maskrcnn-benchmark's ``WarmupMultiStepLR``.
+
+    ``lr_i(t) = initial_lr_i * w(t) * gamma ** #{m in milestones : m <= t}``, where during the first
+    ``warmup_epochs`` steps ``w`` is ``warmup_factor`` ("constant") or rises linearly from
+    ``warmup_factor`` to 1 ("linear"); see :class:`lrlab.schedules.WarmupMultiFactorSchedule`.
+    ``t`` counts calls of ``.step()``: call it once per epoch for a per-epoch warmup, or once per
+    update (with milestones and ``warmup_epochs`` counted in updates) for the per-iteration warmup
+    of the detection codebases. Example (the course's chapter 7)::
+
+        WarmupMultiFactorScheduler(optimizer, milestones=[50, 75], gamma=0.1,
+                                   warmup_factor=0.001, warmup_epochs=10, last_epoch=-1)
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Sequence[int],
+        gamma: float = 0.1,
+        warmup_factor: float = 1.0 / 3.0,
+        warmup_epochs: int = 5,
+        warmup_method: str = "linear",
+        last_epoch: int = -1,
+    ) -> None:
+        _non_negative("warmup_epochs", warmup_epochs)  # checked here to name the parameter as passed
+        schedule = WarmupMultiFactorSchedule(milestones, gamma, warmup_factor, warmup_epochs, warmup_method)
+        self.milestones = list(milestones)
+        self.gamma = gamma
+        self.warmup_factor = warmup_factor
+        self.warmup_epochs = warmup_epochs
+        self.warmup_method = warmup_method
+        super().__init__(optimizer, schedule, last_epoch)
+
+    def _lrs_at(self, t: int) -> list[Any]:
+        factor = self.schedule(t)
+        return [base * factor for base in self.base_lrs]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.schedule = WarmupMultiFactorSchedule(
+            self.milestones, self.gamma, self.warmup_factor, self.warmup_epochs, self.warmup_method
+        )
+
+
+def trace_scheduler(
+    make_scheduler: Callable[[Optimizer], Any],
+    num_steps: int,
+    lr: float = 0.1,
+    metrics: Sequence[float] | None = None,
+) -> np.ndarray:
+    """The lr that each of ``num_steps`` steps runs at under a torch scheduler, without training.
+
+    ``make_scheduler(optimizer)`` builds the scheduler on a fresh SGD optimizer with one
+    parameter and learning rate ``lr``; then ``num_steps`` times the lr is recorded and
+    ``optimizer.step()`` and ``scheduler.step()`` are called (with ``metrics[i]`` for
+    ``ReduceLROnPlateau``). Entry ``t`` of the result is the lr of step ``t``, the quantity an
+    lrlab schedule returns, so the two can be compared and plotted side by side::
+
+        trace_scheduler(lambda opt: torch.optim.lr_scheduler.StepLR(opt, 5, 0.5), 20, lr=0.1)
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
+        raise ValueError(f"num_steps must be an int >= 0, got {num_steps!r}")
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = make_scheduler(optimizer)
+    plateau = isinstance(scheduler, ReduceLROnPlateau)
+    if plateau and (metrics is None or len(metrics) < num_steps):
+        raise ValueError("metrics must hold one value per step for ReduceLROnPlateau")
+    lrs = []
+    for step in range(num_steps):
+        lrs.append(float(optimizer.param_groups[0]["lr"]))
+        optimizer.step()
+        if plateau:
+            scheduler.step(metrics[step])
+        else:
+            scheduler.step()
+    return np.asarray(lrs, dtype=np.float64)

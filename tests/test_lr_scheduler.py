@@ -1,0 +1,206 @@
+"""The torch drop-ins: exact values, several param groups, torch references, and resuming."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.optim import lr_scheduler as L
+
+from lrlab import (
+    CosineScheduler,
+    LinearWarmup,
+    MultiFactorScheduler,
+    PolyScheduler,
+    ScheduleLR,
+    SquareRootScheduler,
+    WarmupMultiFactorScheduler,
+    trace_scheduler,
+)
+
+
+def sgd(lr=0.1, groups=1):
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(groups)]
+    if groups == 1:
+        return torch.optim.SGD(params, lr=lr)
+    return torch.optim.SGD([{"params": [p], "lr": lr * (i + 1)} for i, p in enumerate(params)], lr=lr)
+
+
+def run(optimizer, scheduler, n):
+    """The lrs of every group for n steps: [[group lrs at step t] for t]."""
+    out = []
+    for _ in range(n):
+        out.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    return out
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        CosineScheduler(20, base_lr=0.3, final_lr=0.01, warmup_steps=5),
+        SquareRootScheduler(0.1),
+        PolyScheduler(30, base_lr=0.005, power=0.9),
+        lambda t: 0.1 / (1 + t),  # any callable t -> lr
+    ],
+)
+def test_one_group_equals_the_schedule_exactly(schedule):
+    opt = sgd(lr=123.0)  # the optimizer's own lr is replaced from step 0 on
+    lrs = run(opt, ScheduleLR(opt, schedule), 40)
+    assert [row[0] for row in lrs] == [float(schedule(t)) for t in range(40)]
+
+
+def test_several_groups_keep_their_ratio_to_the_first():
+    opt = sgd(lr=0.1, groups=3)  # initial lrs 0.1, 0.2, 0.3
+    schedule = MultiFactorScheduler([2, 4], factor=0.5, base_lr=1.0)
+    lrs = np.array(run(opt, ScheduleLR(opt, schedule), 6))
+    np.testing.assert_allclose(lrs[:, 0], [1, 1, 0.5, 0.5, 0.25, 0.25])
+    np.testing.assert_allclose(lrs[:, 1], 2 * lrs[:, 0], rtol=1e-15)
+    np.testing.assert_allclose(lrs[:, 2], 3 * lrs[:, 0], rtol=1e-15)
+
+
+def test_first_group_at_zero_with_several_groups_is_refused():
+    opt = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.0},
+                           {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.1}])
+    with pytest.raises(ValueError, match="first param group"):
+        ScheduleLR(opt, SquareRootScheduler())
+
+
+def test_schedule_must_be_callable():
+    with pytest.raises(TypeError, match="schedule"):
+        ScheduleLR(sgd(), 0.1)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -0.1, float("inf")])
+def test_a_callable_returning_a_bad_lr_is_refused(bad):
+    with pytest.raises(ValueError, match=r"schedule\(0\)"):
+        ScheduleLR(sgd(), lambda t: bad)
+
+
+def test_matches_torch_multistep_when_driven_through_schedulelr():
+    opt = sgd(lr=0.5)
+    ours = [row[0] for row in run(opt, ScheduleLR(opt, MultiFactorScheduler([15, 30], 0.5, 0.5)), 40)]
+    ref = trace_scheduler(lambda o: L.MultiStepLR(o, [15, 30], 0.5), 40, lr=0.5)
+    np.testing.assert_allclose(ours, ref, rtol=1e-15)
+
+
+# ----------------------------------------------------------------- WarmupMultiFactorScheduler
+
+
+def test_warmup_multifactor_hand_values():
+    opt = sgd(lr=0.02)
+    lrs = [row[0] for row in run(opt, WarmupMultiFactorScheduler(opt, [], warmup_factor=1 / 3, warmup_epochs=500), 501)]
+    assert round(lrs[0], 6) == 0.006667
+    assert round(lrs[250], 6) == 0.013333
+    assert lrs[500] == 0.02
+
+
+def test_the_course_call_works_as_written():
+    opt = sgd(lr=0.01)
+    scheduler = WarmupMultiFactorScheduler(opt, milestones=[50, 75], gamma=0.1, warmup_factor=0.001,
+                                           warmup_epochs=10, last_epoch=-1)
+    lrs = [row[0] for row in run(opt, scheduler, 100)]
+    assert lrs[0] == pytest.approx(1e-5, rel=1e-12)  # rises from 0.01 * 0.001 ...
+    assert lrs[5] == pytest.approx(0.01 * (0.001 * 0.5 + 0.5), rel=1e-12)
+    assert lrs[10] == 0.01  # ... to 0.01, then decays
+    assert lrs[49] == 0.01 and lrs[50] == pytest.approx(1e-3, rel=1e-12) and lrs[75] == pytest.approx(1e-4, rel=1e-12)
+    assert max(lrs) == 0.01 and lrs == sorted(lrs[:11]) + lrs[11:]
+
+
+@pytest.mark.parametrize("method", ["linear", "constant"])
+def test_warmup_multifactor_equals_torch_chain(method):
+    # w(t) * gamma^k is torch's LinearLR (or ConstantLR) times MultiStepLR, chained.
+    opt = sgd(lr=0.05, groups=2)
+    ours = np.array(run(opt, WarmupMultiFactorScheduler(opt, [8, 8, 15], 0.3, 0.2, 6, method), 25))
+
+    def chain(o):
+        warm = (L.LinearLR(o, start_factor=0.2, total_iters=6) if method == "linear"
+                else L.ConstantLR(o, factor=0.2, total_iters=6))
+        return L.ChainedScheduler([warm, L.MultiStepLR(o, [8, 8, 15], 0.3)])
+
+    opt2 = sgd(lr=0.05, groups=2)
+    ref = np.array(run(opt2, chain(opt2), 25))
+    np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        (dict(milestones=[75, 50]), ValueError, "milestones"),
+        (dict(milestones=[-1]), ValueError, "milestones"),
+        (dict(milestones=[5], gamma=0), ValueError, "gamma"),
+        (dict(milestones=[5], gamma=-0.1), ValueError, "gamma"),
+        (dict(milestones=[5], warmup_factor=0), ValueError, "warmup_factor"),
+        (dict(milestones=[5], warmup_epochs=-1), ValueError, "warmup_epochs"),
+        (dict(milestones=[5], warmup_method="exp"), ValueError, "warmup_method"),
+        (dict(milestones=[5], gamma="0.1"), TypeError, "gamma"),
+    ],
+)
+def test_warmup_multifactor_bad_parameters(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        WarmupMultiFactorScheduler(sgd(), **kwargs)
+
+
+# ----------------------------------------------------------------- save, restore, resume
+
+
+def make_pair(kind, lr=0.3):
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    if kind == "schedule":
+        sched = ScheduleLR(opt, LinearWarmup(CosineScheduler(30, base_lr=0.3, final_lr=0.01), 5))
+    else:
+        sched = WarmupMultiFactorScheduler(opt, [10, 20], gamma=0.1, warmup_factor=0.001, warmup_epochs=5)
+    return net, opt, sched
+
+
+def roundtrip(obj):
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["schedule", "warmup_multifactor"]), st.integers(0, 34))
+def test_resume_anywhere_continues_the_same_sequence(kind, stop):
+    net, opt, sched = make_pair(kind)
+    straight = [row[0] for row in run(opt, sched, 35)]
+
+    net, opt, sched = make_pair(kind)
+    first = [row[0] for row in run(opt, sched, stop)]
+    saved = roundtrip({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
+
+    net2, opt2, sched2 = make_pair(kind, lr=9.9)  # fresh objects, other lr: all must come from the state
+    opt2.load_state_dict(saved["optimizer"])
+    sched2.load_state_dict(saved["scheduler"])
+    rest = [row[0] for row in run(opt2, sched2, 35 - stop)]
+    assert first + rest == straight
+
+
+def test_state_dict_holds_plain_values_only():
+    _, _, sched = make_pair("schedule")
+    state = sched.state_dict()
+    assert "schedule" not in state and "optimizer" not in state
+    assert roundtrip(state) == state
+
+
+def test_loaded_warmup_multifactor_uses_the_loaded_milestones():
+    _, _, sched = make_pair("warmup_multifactor")
+    opt = sgd(lr=0.3)
+    other = WarmupMultiFactorScheduler(opt, [1, 2], gamma=0.5, warmup_epochs=0)
+    other.load_state_dict(roundtrip(sched.state_dict()))
+    assert other.milestones == [10, 20] and other.schedule.milestones == (10.0, 20.0)
+
+
+# ----------------------------------------------------------------- trace_scheduler
+
+
+def test_trace_scheduler_plateau_needs_metrics():
+    with pytest.raises(ValueError, match="metrics"):
+        trace_scheduler(lambda o: L.ReduceLROnPlateau(o, patience=0), 3)
+    lrs = trace_scheduler(lambda o: L.ReduceLROnPlateau(o, factor=0.5, patience=0), 4, lr=1.0, metrics=[1, 1, 1, 1])
+    np.testing.assert_allclose(lrs, [1.0, 1.0, 0.5, 0.25])
