@@ -107,8 +107,11 @@ def _steps_as_array(t: Any) -> tuple[np.ndarray, Any]:
     if isinstance(t, bool):
         raise TypeError("t must be a real number, array or tensor of steps, got bool")
     if isinstance(t, numbers.Real):
-        arr = np.asarray(float(t))
-        restore = float
+        arr = np.array([float(t)])  # 1-d, so scalars take the same NumPy loops as arrays (same digits)
+
+        def restore(values: np.ndarray) -> Any:
+            return float(values[0])
+
     elif type(t).__module__.startswith("torch"):
         import torch
 
@@ -154,7 +157,7 @@ class Schedule:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out = np.asarray(self.value(arr), dtype=np.float64)
         if not np.all(np.isfinite(out)):
-            bad = arr[~np.isfinite(out)] if out.ndim else arr
+            bad = arr[~np.isfinite(out)]
             raise OverflowError(
                 f"{self!r} is not finite at t = {float(np.min(bad))!r}; "
                 "use parameters whose learning rate stays bounded"

@@ -1,7 +1,5 @@
 """The pure schedules against independent references: torch's own schedulers, d2l's formulas
-worked out with the math module, and values computed by hand; plus property-based invariants."""
-
-import math
+(lrlab.d2l_section, its published code), and values computed by hand; plus property-based invariants."""
 
 import numpy as np
 import pytest
@@ -10,6 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
+from lrlab import d2l_section
 from lrlab import (
     ConstantScheduler,
     CosineScheduler,
@@ -103,33 +102,36 @@ def test_factor_by_hand_and_floor():
     assert s(50) > 1e-2 and s(51) == 1e-2 and s(500) == 1e-2
 
 
+def test_square_root_equals_d2l():
+    ref = d2l_section.SquareRootScheduler(lr=0.1)
+    ours = SquareRootScheduler(lr=0.1)
+    assert [ours(t) for t in range(100)] == pytest.approx([ref(t) for t in range(100)], rel=1e-15)
+
+
 def test_factor_relation_to_d2l_stateful_version():
     # d2l's FactorScheduler multiplies its state on every call: its n-th call is our value at t = n.
-    base, factor, stop = 2.0, 0.9, 1e-2
-    d2l_calls = []
-    lr = base
-    for _ in range(60):
-        lr = max(stop, lr * factor)
-        d2l_calls.append(lr)
-    ours = FactorScheduler(factor, stop, base)
+    ref = d2l_section.FactorScheduler(factor=0.9, stop_factor_lr=1e-2, base_lr=2.0)
+    d2l_calls = [ref(0) for _ in range(60)]  # d2l ignores its argument
+    ours = FactorScheduler(0.9, 1e-2, 2.0)
     np.testing.assert_allclose(d2l_calls, [ours(n) for n in range(1, 61)], rtol=1e-13)
 
 
-def d2l_cosine(t, max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr):
-    """d2l's CosineScheduler.__call__ as it computes a value called in increasing t (math module)."""
-    if t < warmup_steps:
-        return warmup_begin_lr + (base_lr - warmup_begin_lr) * float(t) / float(warmup_steps)
-    t = min(t, max_update)
-    return final_lr + (base_lr - final_lr) * (1 + math.cos(math.pi * (t - warmup_steps) / (max_update - warmup_steps))) / 2
-
-
 @pytest.mark.parametrize("warmup", [0, 5])
-def test_cosine_d2l_formula(warmup):
+def test_cosine_equals_d2l_called_in_increasing_t(warmup):
+    ref = d2l_section.CosineScheduler(20, base_lr=0.3, final_lr=0.01, warmup_steps=warmup)
     s = CosineScheduler(20, base_lr=0.3, final_lr=0.01, warmup_steps=warmup)
-    for t in range(30):
-        assert s(t) == pytest.approx(d2l_cosine(t, 20, 0.3, 0.01, warmup, 0.0), rel=1e-14, abs=1e-15)
+    for t in range(30):  # d2l's keeps its last value past max_update: fine in this order only
+        assert s(t) == pytest.approx(ref(t), rel=1e-14, abs=1e-15)
     assert s(warmup) == pytest.approx(0.3, rel=1e-15)  # the peak, at the end of the warmup
     assert s(20) == pytest.approx(0.01, rel=1e-15) and s(21) == 0.01
+
+
+def test_d2l_cosine_fails_where_ours_does_not():
+    with pytest.raises(AttributeError):
+        d2l_section.CosineScheduler(20)(25)
+    with pytest.raises(ZeroDivisionError):
+        d2l_section.CosineScheduler(10, warmup_steps=10)(10)
+    assert CosineScheduler(20)(25) == 0.0 and CosineScheduler(10, base_lr=0.5, warmup_steps=10)(10) == 0.5
 
 
 def test_poly_policy_by_hand():
