@@ -8,7 +8,14 @@ STAMP  := $(VENV)/.lrlab-installed
 
 .PHONY: book test install benchmark clean
 
+# jupyter-book caches executed notebooks by their code, not by LRLAB_PROFILE: a cache made in
+# another profile is dropped, so a smoke build never passes for a full one.
+PROFILE := $(or $(LRLAB_PROFILE),full)
+
 book: $(STAMP)
+	@mkdir -p _build
+	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(PROFILE)" ]; then rm -rf _build/.jupyter_cache; fi
+	@echo $(PROFILE) > _build/.lrlab-profile
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is in _build/html/index.html"
 
