@@ -300,6 +300,11 @@ def _missing_message(spec: DatasetSpec, root: Path, missing: Sequence[Path], rea
     )
 
 
+def _one_line(err: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _download(spec: DatasetSpec, root: Path) -> None:
     """Download ``spec`` through torchvision into a temporary folder in ``root``; move files in when verified."""
     import torchvision  # imported here: only downloads need it
@@ -315,7 +320,7 @@ def _download(spec: DatasetSpec, root: Path) -> None:
             missing = [final / n for n in spec.files if _find_file(final, n) is None]
             raise MissingDataError(_missing_message(
                 spec, root, missing, f"downloading it with torchvision.datasets.{spec.torchvision_class} "
-                f"failed ({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''})"
+                f"failed ({type(err).__name__}: {_one_line(err)})"
             )) from err
         staged = Path(tmp) / spec.folder
         # Parse every file before anything is moved: a bad download never reaches the data folder.
