@@ -1,0 +1,426 @@
+"""The course's training loop: :func:`train`, :func:`evaluate_accuracy` and the :class:`History` they record.
+
+:func:`train` keeps the signature of the ``train`` function of d2l's "Learning Rate Scheduling" section
+(Zhang et al., 2023, {cite}`zhang2023dive`; the published code is in :mod:`lrlab.d2l_section`) and
+corrects what the course must not inherit from it:
+
+* a schedule ``t -> lr`` is applied *before* epoch ``t``, so epoch ``t`` trains at ``schedule(t)``
+  (d2l applies ``scheduler(epoch)`` after the epoch: every custom schedule runs one epoch late);
+* any :class:`torch.optim.lr_scheduler.LRScheduler` is recognised with ``isinstance``, user-defined
+  subclasses such as :class:`lrlab.ScheduleLR` included (d2l compares ``__module__`` strings), and can
+  be stepped per epoch or per update; ``ReduceLROnPlateau`` receives the loss it watches;
+* the net's train/eval mode is restored after evaluation (``d2l.evaluate_accuracy_gpu`` leaves it in
+  eval mode);
+* a NaN or infinite loss stops training with a message naming the epoch and the rate;
+* loss and accuracy are summed on the device, with no per-batch ``.item()``/``float()`` host sync;
+* progress is drawn with :class:`lrlab.plot.LivePlot` in a notebook and printed one line per epoch
+  in a script (d2l's ``Animator`` prints figure reprs outside a notebook).
+
+What ``History.lr[t]`` means: the learning rate of parameter group 0 during epoch ``t``. With
+``step_per="epoch"`` it is constant within the epoch; with ``step_per="update"`` it is the rate of the
+epoch's *first* update, and ``History.lr_per_update`` holds every update's rate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+from torch import nn
+from torch.optim import lr_scheduler as _torch_sched
+
+__all__ = ["History", "train", "evaluate_accuracy"]
+
+_STEP_PER = ("epoch", "update")
+_PLATEAU_METRICS = ("test_loss", "train_loss")
+_METRICS = ("lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+# On an accelerator, checking the running loss for NaN costs a host sync: do it every this many updates
+# (and at each epoch's end). On the CPU there is nothing to sync, so every update is checked.
+_NONFINITE_CHECK_EVERY = 50
+
+
+@dataclass
+class History:
+    """Per-epoch record of a :func:`train` run; entry ``t`` of every list belongs to epoch ``t``.
+
+    Attributes:
+        lr: learning rate of parameter group 0 during epoch ``t`` (with per-update stepping: the rate of
+            the epoch's first update; see ``lr_per_update``).
+        train_loss: mean training loss over the epoch's examples (as the net was updated during it).
+        train_acc: fraction of the epoch's training examples classified correctly, during training.
+        test_loss: mean loss on ``test_iter`` after the epoch (NaN without a ``test_iter``).
+        test_acc: accuracy on ``test_iter`` after the epoch (NaN without a ``test_iter``).
+        seconds: wall-clock seconds of the epoch, training plus evaluation.
+        lr_per_update: with ``step_per="update"``, the rate of every update in order; else empty.
+        stopped: None after a full run, else why training stopped early (e.g. a NaN loss).
+        step_per: ``"epoch"`` or ``"update"``, as passed to :func:`train`.
+    """
+
+    lr: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    test_loss: list = field(default_factory=list)
+    test_acc: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    lr_per_update: list = field(default_factory=list)
+    stopped: Optional[str] = None
+    step_per: str = "epoch"
+
+    def __len__(self) -> int:
+        return len(self.lr)
+
+    @property
+    def epochs(self) -> list:
+        """Epoch numbers ``0 .. len(self) - 1`` (epoch ``t`` trains at ``lr[t]``)."""
+        return list(range(len(self)))
+
+    @property
+    def diverged(self) -> bool:
+        """True when training stopped on a NaN or infinite loss."""
+        return self.stopped is not None and len(self) > 0 and not math.isfinite(self.train_loss[-1])
+
+    def final(self) -> dict:
+        """The last epoch's metrics as a dict (``{}`` for an empty history)."""
+        if not len(self):
+            return {}
+        return {name: getattr(self, name)[-1] for name in _METRICS}
+
+    def as_dict(self) -> dict:
+        """The per-epoch lists as a dict of name -> list (plus ``"epoch"``), for pandas or JSON."""
+        out = {"epoch": self.epochs}
+        out.update({name: list(getattr(self, name)) for name in _METRICS})
+        return out
+
+    def to_table(self, digits: int = 4, *, seconds: bool = False) -> str:
+        """A plain-text table, one row per epoch (deterministic: no timings unless ``seconds=True``)."""
+        columns = ["lr", "train_loss", "train_acc", "test_loss", "test_acc"] + (["seconds"] if seconds else [])
+        header = ["epoch"] + columns
+        rows = [[str(t)] + [f"{getattr(self, c)[t]:.{digits}g}" if c == "lr" else f"{getattr(self, c)[t]:.{digits}f}"
+                            for c in columns] for t in range(len(self))]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+        lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+        if self.stopped:
+            lines.append(f"stopped: {self.stopped}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_table()
+
+    def to_frame(self):
+        """A pandas DataFrame indexed by epoch (needs pandas, an optional dependency)."""
+        try:
+            import pandas as pd
+        except ImportError as err:  # pragma: no cover - pandas is installed with the course
+            raise ImportError("History.to_frame needs pandas: pip install pandas (or use History.to_table())") from err
+        data = self.as_dict()
+        return pd.DataFrame(data).set_index("epoch")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _model_device(net: nn.Module) -> torch.device:
+    for p in net.parameters():
+        return p.device
+    for b in net.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _to(x, device: torch.device):
+    if isinstance(x, torch.Tensor):
+        return x.to(device, non_blocking=True)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to(v, device) for v in x)
+    return x
+
+
+def _batch_size(X) -> int:
+    if isinstance(X, (list, tuple)):
+        return _batch_size(X[0])
+    return X.shape[0]
+
+
+def _correct(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Number of correct predictions as a device tensor: ``d2l.accuracy`` without the host sync."""
+    if y_hat.dim() > 1 and y_hat.shape[1] > 1:
+        y_hat = y_hat.argmax(dim=1)
+    return (y_hat.to(y.dtype) == y).sum()
+
+
+def _accumulator_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _check_rate(value, where: str) -> float:
+    try:
+        lr = float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{where} returned {value!r}, which is not a number; a schedule must return the learning rate") from err
+    if not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"{where} returned {lr!r}; a learning rate must be finite and >= 0 (check the schedule's parameters)")
+    return lr
+
+
+def _xavier_like_d2l(m: nn.Module) -> None:
+    # d2l.train_ch6's init_weights, verbatim in behaviour (exact type check, weights only).
+    if type(m) == nn.Linear or type(m) == nn.Conv2d:  # noqa: E721
+        nn.init.xavier_uniform_(m.weight)
+
+
+def _scheduler_kind(scheduler, trainer) -> str:
+    if scheduler is None:
+        return "none"
+    if isinstance(scheduler, _torch_sched.ReduceLROnPlateau):
+        kind = "plateau"
+    elif isinstance(scheduler, _torch_sched.LRScheduler):
+        kind = "torch"
+    elif callable(scheduler):
+        return "callable"
+    else:
+        raise TypeError(
+            f"scheduler must be None, a torch.optim.lr_scheduler.LRScheduler, ReduceLROnPlateau, or a callable "
+            f"t -> lr (an lrlab schedule); got {type(scheduler).__name__}"
+        )
+    if getattr(scheduler, "optimizer", trainer) is not trainer:
+        raise ValueError(
+            f"scheduler {type(scheduler).__name__} drives a different optimizer than trainer; build it on the "
+            f"optimizer you pass as trainer, e.g. {type(scheduler).__name__}(trainer, ...)"
+        )
+    return kind
+
+
+def _loss_value(l: torch.Tensor):
+    """(mean loss to backpropagate, sum over the batch or None if only the mean is known)."""
+    if l.dim() == 0:
+        return l, None
+    return l.mean(), l.sum()
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _evaluate(net: nn.Module, data_iter: Iterable, device: torch.device, loss: Optional[Callable] = None):
+    """(accuracy, mean loss or NaN) of ``net`` on ``data_iter``, restoring the net's mode afterwards."""
+    was_training = net.training
+    net.eval()
+    dtype = _accumulator_dtype(device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros((), dtype=dtype, device=device)
+    n = 0
+    try:
+        with torch.no_grad():
+            for X, y in data_iter:
+                X, y = _to(X, device), _to(y, device)
+                y_hat = net(X)
+                correct += _correct(y_hat, y)
+                size = _batch_size(X)
+                if loss is not None:
+                    mean, total = _loss_value(loss(y_hat, y))
+                    loss_sum += total.to(dtype) if total is not None else mean.to(dtype) * size
+                n += size
+    finally:
+        net.train(was_training)
+    if n == 0:
+        raise ValueError("the evaluation data is empty: data_iter yielded no (X, y) batch")
+    correct_count, loss_total = correct.item(), loss_sum.item()
+    return correct_count / n, (loss_total / n if loss is not None else math.nan)
+
+
+def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device=None) -> float:
+    """Fraction of the examples in ``data_iter`` that ``net`` classifies correctly.
+
+    Same value as ``d2l.evaluate_accuracy_gpu`` on the same inputs (argmax over dimension 1 compared
+    with the labels, summed over all batches, divided by the number of examples), but the net's
+    train/eval mode is restored afterwards and the count stays on the device until the end.
+    ``device`` defaults to the device of the net's parameters.
+    """
+    device = _model_device(net) if device is None else torch.device(device)
+    return _evaluate(net, data_iter, device)[0]
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _stop_message(value: float, epoch: int, num_epochs: int, lr: float) -> str:
+    what = "NaN" if math.isnan(value) else "infinite"
+    return (f"the training loss became {what} in epoch {epoch} (of {num_epochs}) at learning rate {lr:g}: "
+            f"training stopped; the history holds the epochs before it and this partial epoch "
+            f"(try a smaller learning rate or a warmup)")
+
+
+def train(
+    net: nn.Module,
+    train_iter: Iterable,
+    test_iter: Optional[Iterable],
+    num_epochs: int,
+    loss: Callable,
+    trainer: torch.optim.Optimizer,
+    device=None,
+    scheduler: Any = None,
+    *,
+    step_per: str = "epoch",
+    plateau_metric: str = "test_loss",
+    live: Any = None,
+    init: Any = None,
+    redraw_seconds: float = 0.5,
+) -> History:
+    """Train ``net`` for ``num_epochs`` epochs under ``scheduler`` and return the :class:`History`.
+
+    The signature of d2l's section ``train(net, train_iter, test_iter, num_epochs, loss, trainer,
+    device, scheduler=None)``, with the schedule applied at the right time.
+
+    Args:
+        net: the model; moved to ``device``.
+        train_iter, test_iter: any iterables of ``(X, y)`` batches: :class:`lrlab.TensorLoader`, a
+            ``torch.utils.data.DataLoader`` (d2l's included), a list. Batches are moved to ``device``
+            with ``non_blocking=True``. ``test_iter=None`` skips evaluation (test metrics are NaN).
+        num_epochs: number of epochs (an int >= 0).
+        loss: e.g. ``nn.CrossEntropyLoss()``; a mean (or per-example) loss over the batch.
+        trainer: the optimizer.
+        device: where to train; None: where the net's parameters are.
+        scheduler: what sets the learning rate:
+
+            * ``None``: the optimizer's rate throughout.
+            * a schedule, i.e. any callable ``t -> lr`` (an lrlab schedule, d2l's classes, a lambda): set
+              on every parameter group *before* step ``t``, so epoch ``t`` (or update ``t`` with
+              ``step_per="update"``) trains at ``schedule(t)``. ``t`` counts from 0.
+            * any ``torch.optim.lr_scheduler.LRScheduler`` (user-defined subclasses too), built on
+              ``trainer``: ``scheduler.step()`` after each epoch, or after each update with
+              ``step_per="update"``.
+            * ``ReduceLROnPlateau``: ``scheduler.step(metric)`` after each epoch, with the epoch's test
+              loss (``plateau_metric="test_loss"``) or mean training loss (``"train_loss"``).
+        step_per: ``"epoch"`` or ``"update"`` (what ``t`` counts, and when torch schedulers step).
+        plateau_metric: ``"test_loss"`` or ``"train_loss"``, for ``ReduceLROnPlateau``.
+        live: None (auto: a live figure and a progress line in a notebook, one printed line per epoch
+            in a script), ``"notebook"``, ``"print"``, or False (silent). True means auto.
+        init: None (default; keep the net's weights, as the d2l section's ``train`` does), ``"xavier"``
+            (``xavier_uniform_`` on every ``nn.Linear``/``nn.Conv2d`` weight, exactly ``d2l.train_ch6``'s
+            ``init_weights``), or a function applied with ``net.apply``.
+        redraw_seconds: in a notebook, redraw the figure at most this often (and after the last epoch).
+
+    Returns:
+        the :class:`History`. A NaN or infinite training loss stops training at once (checked every
+        update on the CPU, every 50 updates on an accelerator): a ``RuntimeWarning`` names the epoch and
+        the rate, the partial epoch is recorded (test metrics NaN) and ``History.stopped`` says why.
+
+    Runs seeded with ``torch.manual_seed`` (and a seeded loader) repeat exactly on the CPU.
+    """
+    # ---- check everything before touching the net
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 0:
+        raise ValueError(f"num_epochs must be an int >= 0, got num_epochs={num_epochs!r}")
+    if step_per not in _STEP_PER:
+        raise ValueError(f"step_per must be one of {_STEP_PER}, got step_per={step_per!r}")
+    if plateau_metric not in _PLATEAU_METRICS:
+        raise ValueError(f"plateau_metric must be one of {_PLATEAU_METRICS}, got plateau_metric={plateau_metric!r}")
+    if not hasattr(trainer, "param_groups") or not hasattr(trainer, "step"):
+        raise TypeError(f"trainer must be a torch optimizer (e.g. torch.optim.SGD(net.parameters(), lr=0.1)), "
+                        f"got {type(trainer).__name__}")
+    kind = _scheduler_kind(scheduler, trainer)
+    if kind == "plateau":
+        if step_per == "update":
+            raise ValueError("ReduceLROnPlateau watches an epoch metric: use step_per='epoch' with it")
+        if plateau_metric == "test_loss" and test_iter is None:
+            raise ValueError("plateau_metric='test_loss' needs a test_iter; pass one or use plateau_metric='train_loss'")
+    if init is None:
+        init_fn = None
+    elif init == "xavier":
+        init_fn = _xavier_like_d2l
+    elif callable(init):
+        init_fn = init
+    else:
+        raise ValueError(f"init must be None, 'xavier' or a function for net.apply; got init={init!r}")
+    from .plot import make_progress  # local import: plot imports matplotlib
+
+    progress = make_progress(live, num_epochs, redraw_seconds=redraw_seconds)  # checks `live`
+    device = _model_device(net) if device is None else torch.device(device)
+    if init_fn is not None:
+        net.apply(init_fn)
+    net.to(device)
+
+    history = History(step_per=step_per)
+    dtype = _accumulator_dtype(device)
+    check_every = 1 if device.type == "cpu" else _NONFINITE_CHECK_EVERY
+    groups = trainer.param_groups
+    per_update = step_per == "update"
+    update = 0  # updates done so far (t of a per-update schedule)
+
+    def set_lr(value, where):
+        lr = _check_rate(value, where)
+        for group in groups:
+            group["lr"] = lr
+
+    for epoch in range(num_epochs):
+        start = time.perf_counter()
+        if kind == "callable" and not per_update:
+            set_lr(scheduler(epoch), f"scheduler({epoch})")
+        epoch_lr = None
+        loss_sum = torch.zeros((), dtype=dtype, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        n = 0
+        bad = None  # the non-finite loss value, when one appears
+        net.train()
+        for i, (X, y) in enumerate(train_iter):
+            if kind == "callable" and per_update:
+                set_lr(scheduler(update), f"scheduler({update})")
+            if per_update:
+                history.lr_per_update.append(float(groups[0]["lr"]))
+            if epoch_lr is None:
+                epoch_lr = float(groups[0]["lr"])
+            X, y = _to(X, device), _to(y, device)
+            y_hat = net(X)
+            mean, total = _loss_value(loss(y_hat, y))
+            trainer.zero_grad(set_to_none=True)
+            mean.backward()
+            trainer.step()
+            update += 1
+            if per_update and kind == "torch":
+                scheduler.step()
+            size = _batch_size(X)
+            with torch.no_grad():
+                loss_sum += total.detach().to(dtype) if total is not None else mean.detach().to(dtype) * size
+                correct += _correct(y_hat, y)
+            n += size
+            if (i + 1) % check_every == 0 and not torch.isfinite(loss_sum):
+                bad = loss_sum.item()
+                break
+        if n == 0:
+            raise ValueError(f"train_iter yielded no (X, y) batch in epoch {epoch}; it must yield at least one "
+                             f"(a generator is exhausted after one pass: pass a list or a loader)")
+        if epoch_lr is None:  # pragma: no cover - n > 0 implies a batch was seen
+            epoch_lr = float(groups[0]["lr"])
+        loss_total, correct_count = loss_sum.item(), correct.item()  # the epoch's one host sync
+        if bad is None and not math.isfinite(loss_total):
+            bad = loss_total
+        history.lr.append(epoch_lr)
+        history.train_loss.append(loss_total / n if bad is None else bad)
+        history.train_acc.append(correct_count / n)
+        if bad is not None:
+            history.test_loss.append(math.nan)
+            history.test_acc.append(math.nan)
+            history.seconds.append(time.perf_counter() - start)
+            history.stopped = _stop_message(bad, epoch, num_epochs, epoch_lr)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
+            progress.update(history, final=True)
+            break
+        if test_iter is not None:
+            test_acc, test_loss = _evaluate(net, test_iter, device, loss)
+        else:
+            test_acc, test_loss = math.nan, math.nan
+        history.test_acc.append(test_acc)
+        history.test_loss.append(test_loss)
+        history.seconds.append(time.perf_counter() - start)
+        if kind == "torch" and not per_update:
+            scheduler.step()
+        elif kind == "plateau":
+            scheduler.step(test_loss if plateau_metric == "test_loss" else history.train_loss[-1])
+        progress.update(history, final=epoch == num_epochs - 1)
+    progress.close(history)
+    return history
