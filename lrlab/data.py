@@ -364,7 +364,9 @@ def resize_images(X: torch.Tensor, size: Union[int, Sequence[int]], chunk: int =
 
     Bilinear with antialiasing on the uint8 tensor (``torchvision.transforms.v2.functional.resize``),
     torchvision's tensor counterpart of the PIL resize d2l applies per image; the result is uint8 like
-    PIL's. An int ``size`` matches the smaller edge, as ``Resize`` does. Processed in chunks to bound memory.
+    PIL's. Measured on the MNIST test digits: identical to d2l's PIL path for 28 -> 32, 56, 224 and
+    (14, 21); for 28 -> 20 about 1% of pixels differ by one grey level (1/255). An int ``size``
+    matches the smaller edge, as ``Resize`` does. Processed in chunks to bound memory.
     """
     from torchvision.transforms.v2 import InterpolationMode
     from torchvision.transforms.v2 import functional as TF

@@ -585,3 +585,42 @@ def test_synthetic_bad_sizes():
         lrdata.synthetic_dataset("mnist", 0, 10)
     with pytest.raises(ValueError, match="dataset='svhn'"):
         lrdata.synthetic_dataset("svhn", 10, 10)
+
+
+# ------------------------------------------------------------------------------------------------
+# Where the tensors are kept: the training device when they fit (GPU faked here)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_storage_device_is_the_gpu_when_the_data_take_at_most_half_its_free_memory(monkeypatch):
+    monkeypatch.setattr(lrdata, "try_gpu", lambda: torch.device("cuda:0"))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 4000))
+    assert lrdata._storage_device(500, None) == torch.device("cuda:0")
+    assert lrdata._storage_device(501, None) == torch.device("cpu")
+    assert lrdata._storage_device(10**9, "cpu") == torch.device("cpu")  # an explicit device wins
+
+
+def test_storage_device_cpu_machine(monkeypatch):
+    monkeypatch.setattr(lrdata, "try_gpu", lambda: torch.device("cpu"))
+    assert lrdata._storage_device(10**12, None) == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA to provoke the failure")
+def test_failed_move_to_the_gpu_falls_back_to_cpu_unless_asked_for(monkeypatch):
+    tensors = lrdata.synthetic_dataset("mnist", 20, 10)
+    monkeypatch.setattr(lrdata, "_storage_device", lambda nbytes, device: torch.device("cuda:0"))
+    train_iter, test_iter = lrdata.make_loaders(*tensors, 8)
+    assert train_iter.device == test_iter.device == torch.device("cpu")
+    with pytest.raises(RuntimeError):
+        lrdata.make_loaders(*tensors, 8, device="cuda:0")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_the_loaders_keep_the_data_there(tmp_path):
+    write_mnist_like(tmp_path)
+    train_iter, test_iter = load_data_fashion_mnist(64, root=tmp_path, download=False)
+    X, y = next(iter(train_iter))
+    assert X.device.type == y.device.type == "cuda" and test_iter.device.type == "cuda"
+    X_all, _ = concat(test_iter)
+    Xte_ref = lrdata.load_dataset_tensors("fashion_mnist", tmp_path, download=False)[2]
+    assert torch.equal(X_all.cpu(), Xte_ref.float() / 255)
