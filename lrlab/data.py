@@ -326,10 +326,11 @@ def _download(spec: DatasetSpec, root: Path) -> None:
         # Parse every file before anything is moved: a bad download never reaches the data folder.
         _read_split(spec, staged, spec.train_files)
         _read_split(spec, staged, spec.test_files)
+        # Move every file torchvision left (archives' members, batches.meta, the .gz files) so the
+        # folder stays usable by torchvision's own classes; files already in place are kept.
         final.mkdir(parents=True, exist_ok=True)
-        for name in spec.files:
-            if _find_file(final, name) is None:
-                source = _find_file(staged, name)
+        for source in sorted(staged.iterdir()):
+            if source.is_file() and not (final / source.name).exists():
                 os.replace(source, final / source.name)  # atomic within one file system
 
 

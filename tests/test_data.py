@@ -7,7 +7,6 @@ downloads are exercised with fake torchvision dataset classes.
 
 import gzip
 import hashlib
-import os
 import pickle
 import struct
 from pathlib import Path
@@ -624,3 +623,33 @@ def test_on_a_gpu_the_loaders_keep_the_data_there(tmp_path):
     X_all, _ = concat(test_iter)
     Xte_ref = lrdata.load_dataset_tensors("fashion_mnist", tmp_path, download=False)[2]
     assert torch.equal(X_all.cpu(), Xte_ref.float() / 255)
+
+
+def test_download_goes_through_the_real_torchvision_class(tmp_path, monkeypatch):
+    """torchvision.datasets.FashionMNIST itself runs; only its network fetch is replaced by local bytes."""
+    monkeypatch.undo()  # the real classes again
+    rng = np.random.default_rng(5)
+    served = {"train-images-idx3-ubyte": rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, 40, dtype=np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (15, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, 15, dtype=np.uint8)}
+    fetched = []
+
+    def fake_fetch(url, download_root, filename=None, md5=None, **kwargs):
+        fetched.append(url)
+        name = filename[: -len(".gz")]
+        Path(download_root, filename).write_bytes(gzip.compress(idx_bytes(served[name])))
+        Path(download_root, name).write_bytes(idx_bytes(served[name]))
+
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", fake_fetch)
+    root = tmp_path / "cache"
+    train_iter, test_iter = load_data_fashion_mnist(8, root=root, download=True)
+    assert len(fetched) == 4 and all(u.endswith(".gz") for u in fetched)
+    X, y = concat(test_iter)
+    assert torch.equal(X, torch.from_numpy(served["t10k-images-idx3-ubyte"]).unsqueeze(1).float() / 255)
+    assert train_iter.num_examples == 40
+    names = sorted(p.name for p in (root / "FashionMNIST" / "raw").iterdir())
+    assert names == sorted(list(served) + [n + ".gz" for n in served])  # torchvision's own layout
+    assert [p.name for p in root.iterdir()] == ["FashionMNIST"]  # no temporary folder left
+    # torchvision's class now finds the files lrlab put there, without downloading
+    assert len(torchvision.datasets.FashionMNIST(str(root), train=False)) == 15
