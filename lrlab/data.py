@@ -576,12 +576,16 @@ def _check_batch_size(batch_size: int) -> None:
 
 
 def load_synthetic(
-    dataset: str, batch_size: int, num_train: int, num_test: int, *, seed: int = 0,
+    dataset: str, batch_size: int, num_train: int, num_test: int, *, seed: Optional[int] = 0, data_seed: int = 0,
     max_batches: Optional[int] = None, device: Optional[Union[str, torch.device]] = None,
 ) -> Tuple[TensorLoader, TensorLoader]:
-    """Loaders over :func:`synthetic_dataset`, with the same per-batch transform as the real ``dataset``."""
+    """Loaders over :func:`synthetic_dataset` (generated with ``data_seed``), with the real ``dataset``'s transform.
+
+    ``seed`` seeds the shuffling of the training loader, as in :func:`load_data_fashion_mnist`; the
+    stand-in data themselves depend only on ``data_seed``.
+    """
     _check_batch_size(batch_size)
-    tensors = synthetic_dataset(dataset, num_train, num_test, seed=seed)
+    tensors = synthetic_dataset(dataset, num_train, num_test, seed=data_seed)
     return make_loaders(*tensors, batch_size, _transform_for(dataset), seed=seed, max_batches=max_batches,
                         device=device)
 

@@ -149,8 +149,8 @@ class Experiment:
         """
         if not self.uses_real_data(root):
             n_train, n_test = self.synthetic_sizes()
-            return _data.load_synthetic(self.dataset, self.batch_size, n_train, n_test, seed=0 if seed is None
-                                        else seed, max_batches=self.max_batches, device=device)
+            return _data.load_synthetic(self.dataset, self.batch_size, n_train, n_test, seed=seed,
+                                        max_batches=self.max_batches, device=device)
         loader = {"fashion_mnist": _data.load_data_fashion_mnist, "mnist": _data.load_data_mnist,
                   "cifar10": _data.load_data_cifar10}[self.dataset]
         return loader(self.batch_size, root=root, download=self.profile != "smoke", seed=seed,

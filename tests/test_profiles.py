@@ -157,6 +157,9 @@ def test_smoke_synthetic_is_deterministic():
     exp = experiment("mnist_cnn", "smoke")
     (a, _), (b, _) = exp.load_data(), exp.load_data()
     assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b))
+    c, _ = exp.load_data(seed=1)  # another shuffling seed: same stand-in data, another order
+    assert torch.equal(c.X, a.X) and torch.equal(c.y, a.y)
+    assert not torch.equal(next(iter(c))[1], next(iter(a))[1])
 
 
 @pytest.mark.parametrize("name, shape", [("warmup_multifactor", (3, 32, 32)), ("mnist_cnn", (1, 28, 28))])
