@@ -43,7 +43,7 @@ _METRICS = ("lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
 _NONFINITE_CHECK_EVERY = 50
 
 
-@dataclass
+@dataclass(repr=False)
 class History:
     """Per-epoch record of a :func:`train` run; entry ``t`` of every list belongs to epoch ``t``.
 
@@ -110,6 +110,14 @@ class History:
 
     def __str__(self) -> str:
         return self.to_table()
+
+    def __repr__(self) -> str:
+        if not len(self):
+            return "History(0 epochs)"
+        last = self.final()
+        text = (f"History({len(self)} epochs, lr {self.lr[0]:.4g} -> {self.lr[-1]:.4g}, "
+                f"final train loss {last['train_loss']:.4f}, test acc {last['test_acc']:.4f}")
+        return text + (", stopped early)" if self.stopped else ")")
 
     def to_frame(self):
         """A pandas DataFrame indexed by epoch (needs pandas, an optional dependency)."""

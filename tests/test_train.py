@@ -373,6 +373,7 @@ def test_history_table_frame_and_helpers():
     assert all(s > 0 for s in h.seconds)
     assert not h.diverged and h.stopped is None
     assert History().final() == {} and len(History()) == 0
+    assert repr(h).startswith("History(3 epochs, lr 0.1 -> 0.025, final train loss ")
 
 
 def test_zero_epochs_gives_an_empty_history():
