@@ -13,7 +13,10 @@ from lrlab import Experiment, ImprovedCNN, LeNet, SimpleModel, experiment, get_p
 from lrlab import profiles
 from lrlab.data import MissingDataError
 
-from test_data import write_cifar, write_mnist_like
+from test_data import one_thread, write_cifar, write_mnist_like  # noqa: F401 (one_thread is a fixture)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)
