@@ -1,6 +1,6 @@
 """The PyTorch code of d2l's "Learning Rate Scheduling" section, as published: the reference lrlab corrects.
 
-Source: *Dive into Deep Learning* (Zhang, Lipton, Li, Smola; {cite}`zhang2023dive`), section 12.11
+Source: *Dive into Deep Learning* (Zhang, Lipton, Li, Smola, 2023), section 12.11
 "Learning Rate Scheduling", file ``chapter_optimization/lr-scheduler.md`` of
 https://github.com/d2l-ai/d2l-en, PyTorch tab (``#@tab pytorch`` and ``#@tab all`` cells).
 The d2l sample code is released under the MIT-0 licence ("modified MIT", the ``LICENSE-SAMPLECODE``

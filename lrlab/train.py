@@ -1,7 +1,7 @@
 """The course's training loop: :func:`train`, :func:`evaluate_accuracy` and the :class:`History` they record.
 
 :func:`train` keeps the signature of the ``train`` function of d2l's "Learning Rate Scheduling" section
-(Zhang et al., 2023, {cite}`zhang2023dive`; the published code is in :mod:`lrlab.d2l_section`) and
+(Zhang et al., 2023; the published code is in :mod:`lrlab.d2l_section`) and
 corrects what the course must not inherit from it:
 
 * a schedule ``t -> lr`` is applied *before* epoch ``t``, so epoch ``t`` trains at ``schedule(t)``
