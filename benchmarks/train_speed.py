@@ -26,9 +26,9 @@ issue 3: lrlab at least 2x faster per epoch on a CPU, 20x on a CUDA GPU. The exi
 Timing on a shared machine: torch's OpenMP threads busy-wait (libgomp's default wait policy) and
 collapse when other processes compete for the cores: under load either loop can slow down tenfold
 (d2l's own 4 loader workers compete with its 2 compute threads, which makes its epochs noisy even on a
-quiet 2-core machine). The header prints the load average and ``OMP_WAIT_POLICY``, and a note
-follows the result when other work was running; ``OMP_WAIT_POLICY=PASSIVE make benchmark`` shows the
-loops without busy-waiting.
+quiet 2-core machine). So the benchmark sets ``OMP_WAIT_POLICY=PASSIVE`` (for both loops alike)
+unless the variable is already set or ``--busy-wait`` is given. The header prints the load average
+and the policy, and a note follows the result when other work was running.
 
 Where the time goes (2-core CPU): lrlab.train costs what a bare eager PyTorch loop over in-memory
 tensors costs (LeNet's own forward and backward, ~2.5 s/epoch); d2l's loop adds PIL decoding of
@@ -56,8 +56,14 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
+# Before torch loads libgomp, which reads its wait policy once: passive waiting (both loops alike) keeps
+# busy-waiting OpenMP threads from turning other processes' load into tenfold slowdowns. --busy-wait
+# keeps libgomp's default (active) policy.
+if "--busy-wait" not in sys.argv:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,6 +209,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per loop (default 2)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when the speed bar is missed")
     parser.add_argument("--skip-d2l", action="store_true", help="time lrlab.train only")
+    parser.add_argument("--busy-wait", action="store_true",
+                        help="keep libgomp's default active wait policy (default: OMP_WAIT_POLICY=PASSIVE unless set)")
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
