@@ -148,6 +148,21 @@ def _to(x, device: torch.device):
     return x
 
 
+def _wants_channels_last(net: nn.Module, device: torch.device, channels_last) -> bool:
+    """Auto: on the CPU, nets with 2-D convolutions (oneDNN runs them faster in NHWC layout)."""
+    if channels_last is None:
+        return device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in net.modules())
+    if not isinstance(channels_last, bool):
+        raise ValueError(f"channels_last must be None (auto), True or False; got channels_last={channels_last!r}")
+    return channels_last
+
+
+def _channels_last(X):
+    if isinstance(X, torch.Tensor) and X.dim() == 4:
+        return X.contiguous(memory_format=torch.channels_last)
+    return X
+
+
 def _batch_size(X) -> int:
     if isinstance(X, (list, tuple)):
         return _batch_size(X[0])
@@ -277,6 +292,7 @@ def train(
     live: Any = None,
     init: Any = None,
     redraw_seconds: float = 0.5,
+    channels_last: Optional[bool] = None,
 ) -> History:
     """Train ``net`` for ``num_epochs`` epochs under ``scheduler`` and return the :class:`History`.
 
@@ -311,6 +327,10 @@ def train(
             (``xavier_uniform_`` on every ``nn.Linear``/``nn.Conv2d`` weight, exactly ``d2l.train_ch6``'s
             ``init_weights``), or a function applied with ``net.apply``.
         redraw_seconds: in a notebook, redraw the figure at most this often (and after the last epoch).
+        channels_last: store the net's 4-D weights and the 4-D batches in ``torch.channels_last``
+            (NHWC) layout. None (default): on the CPU, when the net has ``nn.Conv2d`` layers, where
+            oneDNN's convolutions run about 15% faster in that layout (LeNet, 2-core CPU; measured with
+            ``make benchmark``). The math is the same; the net's parameters keep that layout afterwards.
 
     Returns:
         the :class:`History`. A NaN or infinite training loss stops training at once (checked every
@@ -347,9 +367,12 @@ def train(
 
     progress = make_progress(live, num_epochs, redraw_seconds=redraw_seconds)  # checks `live`
     device = _model_device(net) if device is None else torch.device(device)
+    nhwc = _wants_channels_last(net, device, channels_last)
     if init_fn is not None:
         net.apply(init_fn)
     net.to(device)
+    if nhwc:
+        net.to(memory_format=torch.channels_last)
 
     history = History(step_per=step_per)
     dtype = _accumulator_dtype(device)
@@ -381,6 +404,8 @@ def train(
             if epoch_lr is None:
                 epoch_lr = float(groups[0]["lr"])
             X, y = _to(X, device), _to(y, device)
+            if nhwc:
+                X = _channels_last(X)
             y_hat = net(X)
             mean, total = _loss_value(loss(y_hat, y))
             trainer.zero_grad(set_to_none=True)

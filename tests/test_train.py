@@ -411,6 +411,7 @@ def test_auto_live_outside_a_notebook_prints_lines_and_false_is_silent(capsys):
         ({"plateau_metric": "acc"}, "plateau_metric"),
         ({"live": "yes"}, "live"),
         ({"init": "kaiming"}, "init"),
+        ({"channels_last": "auto"}, "channels_last"),
     ],
 )
 def test_bad_options_fail_early_naming_the_parameter(kwargs, match):
@@ -442,6 +443,25 @@ def test_plateau_needs_epoch_stepping_and_test_data():
         run(net, opt, tr, te, 1, lr_scheduler.ReduceLROnPlateau(opt), step_per="update")
     with pytest.raises(ValueError, match="test_iter"):
         run(net, opt, tr, None, 1, lr_scheduler.ReduceLROnPlateau(opt))
+
+
+def _conv_setup():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    X, y = torch.randn(64, 3, 8, 8), torch.randint(0, 3, (64,))
+    return net, torch.optim.SGD(net.parameters(), lr=0.1), batches(X, y, 16)
+
+
+@pytest.mark.parametrize("channels_last", [None, True, False])
+def test_channels_last_layout_same_math(channels_last):
+    # Auto (None) on the CPU puts a conv net in NHWC layout; the losses match the plain layout's.
+    net, opt, data = _conv_setup()
+    h = train(net, data, data, 2, nn.CrossEntropyLoss(), opt, "cpu", live=False, channels_last=channels_last)
+    weight = net[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) == (channels_last is not False)
+    ref_net, ref_opt, ref_data = _conv_setup()
+    ref = train(ref_net, ref_data, ref_data, 2, nn.CrossEntropyLoss(), ref_opt, "cpu", live=False, channels_last=False)
+    np.testing.assert_allclose(h.train_loss, ref.train_loss, rtol=1e-5)
 
 
 def test_empty_train_iter_is_an_error():
