@@ -134,6 +134,12 @@ def plot_schedules(
     fig, (axis,) = _new_axes(ax, figsize)
     for name, schedule in schedules.items():
         axis.plot(arr, schedule_values(schedule, arr), label=str(name), **plot_kwargs)
+    _finish_axis(axis, xlabel, ylabel, title, logy)
+    return fig
+
+
+def _finish_axis(axis, xlabel: str, ylabel: str, title, logy: bool = False) -> None:
+    """Labels, optional log scale and title, legend and a light grid: the look of every lrlab plot."""
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     if logy:
@@ -142,7 +148,6 @@ def plot_schedules(
         axis.set_title(title)
     axis.legend()
     axis.grid(True, alpha=0.3)
-    return fig
 
 
 # --------------------------------------------------------------------------- histories
@@ -230,12 +235,7 @@ def plot_lr_trace(history, schedule=None, *, ax=None, figsize=(5.0, 3.0), title:
     if schedule is not None:
         axis.plot(steps, schedule_values(schedule, steps), linestyle="--", marker="x" if marker else None,
                   color="C1", label="schedule(t)")
-    axis.set_xlabel(xlabel)
-    axis.set_ylabel("learning rate")
-    if title:
-        axis.set_title(title)
-    axis.legend()
-    axis.grid(True, alpha=0.3)
+    _finish_axis(axis, xlabel, "learning rate", title)
     return fig
 
 

@@ -5,24 +5,11 @@ import torch
 from torch import nn
 
 from lrlab import ImprovedCNN, LeNet, SimpleModel
+from lrlab.d2l_section import net_fn as d2l_net_fn  # the section's code as published
 
 
 def count(net):
     return sum(p.numel() for p in net.parameters())
-
-
-def d2l_net_fn():
-    """Copied from d2l's "Learning Rate Scheduling" section (PyTorch tab), the reference for LeNet."""
-    model = nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.ReLU(),
-        nn.MaxPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(),
-        nn.MaxPool2d(kernel_size=2, stride=2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10))
-    return model
 
 
 def test_lenet_parameter_count_by_hand():
