@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lrlab-installed
 
-.PHONY: book test install benchmark clean
+.PHONY: book test install benchmark clean distclean
 
 # jupyter-book caches executed notebooks by their code, not by LRLAB_PROFILE: a cache made in
 # another profile is dropped, so a smoke build never passes for a full one.
@@ -38,5 +38,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -c "import torch, torchvision, lrlab, d2l.torch; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
 	touch $@
 
-clean:
-	rm -rf _build $(VENV)
+clean:        # the built book and its notebook cache
+	rm -rf _build
+
+distclean: clean   # also the virtual environment
+	rm -rf $(VENV)
