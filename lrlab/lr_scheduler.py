@@ -10,7 +10,6 @@ bridge to ``LambdaLR``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
-from .schedules import WarmupMultiFactorSchedule, _non_negative
+from .schedules import WarmupMultiFactorSchedule, _non_negative, _checked_rate
 
 __all__ = ["ScheduleLR", "WarmupMultiFactorScheduler", "trace_scheduler"]
 
@@ -57,13 +56,7 @@ class ScheduleLR(LRScheduler):
         return self._lrs_at(self.last_epoch)
 
     def _lrs_at(self, t: int) -> list[Any]:
-        lr = self.schedule(t)
-        try:
-            lr = float(lr)
-        except (TypeError, ValueError):
-            raise TypeError(f"schedule({t}) must return a number, got {type(lr).__name__}") from None
-        if not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"schedule({t}) returned {lr!r}; a learning rate must be finite and >= 0")
+        lr = _checked_rate(self.schedule(t), f"schedule({t})")
         first = self.base_lrs[0]
         if len(self.base_lrs) > 1 and first == 0:
             raise ValueError(

@@ -93,6 +93,17 @@ def _warmup(warmup_steps: Any, max_update: float) -> float:
     return w
 
 
+def _checked_rate(value: Any, where: str) -> float:
+    """A learning rate that a schedule returned, as a float: finite and >= 0, else an error naming ``where``."""
+    try:
+        lr = float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{where} returned {value!r}, which is not a number; a schedule must return the learning rate") from err
+    if not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"{where} returned {lr!r}; a learning rate must be finite and >= 0 (check the schedule's parameters)")
+    return lr
+
+
 def _check_schedule(name: str, value: Any) -> Callable:
     if not callable(value):
         raise TypeError(f"{name} must be callable (t -> learning rate), got {type(value).__name__}")

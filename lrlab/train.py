@@ -33,6 +33,8 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler as _torch_sched
 
+from .schedules import _checked_rate
+
 __all__ = ["History", "train", "evaluate_accuracy"]
 
 _STEP_PER = ("epoch", "update")
@@ -178,16 +180,6 @@ def _correct(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def _accumulator_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
-
-
-def _check_rate(value, where: str) -> float:
-    try:
-        lr = float(value)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{where} returned {value!r}, which is not a number; a schedule must return the learning rate") from err
-    if not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"{where} returned {lr!r}; a learning rate must be finite and >= 0 (check the schedule's parameters)")
-    return lr
 
 
 def _xavier_like_d2l(m: nn.Module) -> None:
@@ -382,7 +374,7 @@ def train(
     update = 0  # updates done so far (t of a per-update schedule)
 
     def set_lr(value, where):
-        lr = _check_rate(value, where)
+        lr = _checked_rate(value, where)
         for group in groups:
             group["lr"] = lr
 
