@@ -434,12 +434,18 @@ class PixelTransform:
             raise ValueError(f"PixelTransform: std={tuple(std)} must be > 0")
         self.mean = None if mean is None else tuple(float(m) for m in mean)
         self.std = None if std is None else tuple(float(s) for s in std)
+        self._stats = {}  # device -> (mean, std) tensors, built once instead of on every batch
+
+    def _stats_on(self, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        if device not in self._stats:
+            self._stats[device] = tuple(torch.as_tensor(v, dtype=torch.float32, device=device).view(-1, 1, 1)
+                                        for v in (self.mean, self.std))
+        return self._stats[device]
 
     def __call__(self, X: torch.Tensor) -> torch.Tensor:
         X = X.to(torch.float32).div(255)
         if self.mean is not None:
-            mean = torch.as_tensor(self.mean, dtype=X.dtype, device=X.device).view(-1, 1, 1)
-            std = torch.as_tensor(self.std, dtype=X.dtype, device=X.device).view(-1, 1, 1)
+            mean, std = self._stats_on(X.device)
             X = X.sub_(mean).div_(std)
         return X
 
