@@ -567,6 +567,22 @@ def test_synthetic_shapes_balance_and_determinism(dataset, shape):
     assert not torch.equal(Xtr, lrdata.synthetic_dataset(dataset, 200, 50, seed=2)[0])
 
 
+def mean_epoch_losses(net, trainer, train_iter, num_epochs):
+    """A plain training loop (independent of lrlab.train): the mean batch loss of each epoch."""
+    loss = torch.nn.CrossEntropyLoss()
+    means = []
+    for _ in range(num_epochs):
+        values = []
+        for X, y in train_iter:
+            value = loss(net(X), y)
+            trainer.zero_grad()
+            value.backward()
+            trainer.step()
+            values.append(value.item())
+        means.append(sum(values) / len(values))
+    return means
+
+
 @pytest.mark.parametrize("dataset", ["fashion_mnist", "mnist", "cifar10"])
 def test_synthetic_classes_are_learnable_by_softmax_regression(dataset):
     """A linear classifier trained for 2 epochs of 20 batches: loss falls and test accuracy is far above chance."""
@@ -574,18 +590,7 @@ def test_synthetic_classes_are_learnable_by_softmax_regression(dataset):
     train_iter, test_iter = lrdata.load_synthetic(dataset, 64, 1280, 512, seed=0, device="cpu")
     n_in = train_iter.X[0].numel()
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(n_in, 10))
-    opt = torch.optim.SGD(net.parameters(), lr=0.01)
-    loss = torch.nn.CrossEntropyLoss()
-    epoch_losses = []
-    for _ in range(2):
-        losses = []
-        for X, y in train_iter:
-            value = loss(net(X), y)
-            opt.zero_grad()
-            value.backward()
-            opt.step()
-            losses.append(value.item())
-        epoch_losses.append(sum(losses) / len(losses))
+    epoch_losses = mean_epoch_losses(net, torch.optim.SGD(net.parameters(), lr=0.01), train_iter, 2)
     with torch.no_grad():
         X, y = concat(test_iter)
         accuracy = (net(X).argmax(1) == y).float().mean().item()

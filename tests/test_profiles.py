@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 import torchvision
@@ -13,7 +12,7 @@ from lrlab import Experiment, ImprovedCNN, LeNet, SimpleModel, experiment, get_p
 from lrlab import profiles
 from lrlab.data import MissingDataError
 
-from test_data import one_thread, write_cifar, write_mnist_like  # noqa: F401 (one_thread is a fixture)
+from test_data import mean_epoch_losses, one_thread, write_cifar, write_mnist_like  # noqa: F401 (one_thread is a fixture)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -217,23 +216,11 @@ def test_full_profile_downloads_missing_files_and_reports_failure(tmp_path, monk
 # ------------------------------------------------------------------------------------------------
 
 
-def mean_epoch_losses(exp, optimizer):
+def smoke_epoch_losses(exp, optimizer):
     torch.manual_seed(0)
     net = exp.make_model()
-    trainer = optimizer(net.parameters())
-    loss = torch.nn.CrossEntropyLoss()
     train_iter, _ = exp.load_data()
-    means = []
-    for _ in range(exp.num_epochs):
-        values = []
-        for X, y in train_iter:
-            value = loss(net(X), y)
-            trainer.zero_grad()
-            value.backward()
-            trainer.step()
-            values.append(value.item())
-        means.append(float(np.mean(values)))
-    return means
+    return mean_epoch_losses(net, optimizer(net.parameters()), train_iter, exp.num_epochs)
 
 
 @pytest.mark.parametrize(
@@ -243,5 +230,5 @@ def mean_epoch_losses(exp, optimizer):
      ("mnist_cnn", lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), 0.5)],
 )
 def test_smoke_loss_falls(name, optimizer, ratio):
-    first, second = mean_epoch_losses(experiment(name, "smoke"), optimizer)
+    first, second = smoke_epoch_losses(experiment(name, "smoke"), optimizer)
     assert second < ratio * first
