@@ -30,4 +30,17 @@ from .models import ImprovedCNN, LeNet, SimpleModel
 from .train import History, evaluate_accuracy, train
 from .plot import plot_histories, plot_lr_trace, plot_schedules
 
+__all__ = [
+    # schedules: pure functions of the step
+    "Schedule", "ConstantScheduler", "SquareRootScheduler", "FactorScheduler", "MultiFactorScheduler",
+    "StepScheduler", "ExponentialScheduler", "CosineScheduler", "PolyScheduler", "WarmupMultiFactorSchedule",
+    "LinearWarmup", "SequentialScheduler",
+    # torch drop-ins
+    "ScheduleLR", "WarmupMultiFactorScheduler", "trace_scheduler",
+    # training harness
+    "try_gpu", "Experiment", "experiment", "get_profile", "TensorLoader", "load_data_fashion_mnist",
+    "load_data_mnist", "load_data_cifar10", "LeNet", "SimpleModel", "ImprovedCNN", "History", "train",
+    "evaluate_accuracy", "plot_schedules", "plot_histories", "plot_lr_trace",
+]
+
 __version__ = "0.1.0"
