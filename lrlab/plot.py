@@ -22,6 +22,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .schedules import Schedule
+
 __all__ = [
     "plot_schedules",
     "plot_histories",
@@ -60,14 +62,6 @@ def _steps_array(steps) -> np.ndarray:
     return arr
 
 
-def _is_lrlab_schedule(schedule) -> bool:
-    try:
-        from .schedules import Schedule
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(schedule, Schedule)
-
-
 def schedule_values(schedule, steps) -> np.ndarray:
     """``schedule(t)`` for every ``t`` in ``steps`` (an int ``n`` means ``0 .. n-1``), as a float array.
 
@@ -85,7 +79,7 @@ def schedule_values(schedule, steps) -> np.ndarray:
                                  f"for {arr.size} steps")
             return values
         raise TypeError(f"a schedule must be a callable t -> lr or a sequence of rates, got {type(schedule).__name__}")
-    if _is_lrlab_schedule(schedule):
+    if isinstance(schedule, Schedule):
         return np.asarray(schedule(arr.astype(float)), dtype=float).reshape(arr.shape)
     whole = np.all(np.mod(arr, 1) == 0)
     ts = [int(t) for t in arr] if whole else [float(t) for t in arr]
