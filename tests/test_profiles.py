@@ -96,7 +96,7 @@ def test_make_model():
     assert type(experiment("d2l", "smoke").make_model()) is LeNet
     assert type(experiment("warmup_multifactor", "smoke").make_model()) is SimpleModel
     net = experiment("mnist_cnn", "full").make_model(batch_norm=True, dropout=0.1)
-    assert type(net) is ImprovedCNN and net.batch_norm and net.dropout == 0.1
+    assert type(net) is ImprovedCNN and net.batch_norm and net.dropout.p == 0.1
 
 
 # ------------------------------------------------------------------------------------------------
