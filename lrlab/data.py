@@ -71,6 +71,7 @@ __all__ = [
     "load_data_fashion_mnist",
     "load_data_mnist",
     "load_data_cifar10",
+    "load_data_mnist_test_split",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -530,6 +531,24 @@ class TensorLoader:
                 Xb, yb = self.X[idx], self.y[idx]
             yield (Xb if self.transform is None else self.transform(Xb)), yb
 
+    def state_dict(self) -> dict:
+        """The shuffling state (what the next epoch's order depends on), for checkpoints.
+
+        ``{"generator": ByteTensor}`` for a seeded shuffling loader, else ``{}`` (an unshuffled loader
+        has no state; ``seed=None`` draws from torch's global generator, which the caller saves).
+        """
+        return {} if self._generator is None or not self.shuffle else {"generator": self._generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`: the next epoch is shuffled as it would have been."""
+        if set(state) - {"generator"}:
+            raise ValueError(f"TensorLoader.load_state_dict: unknown keys {sorted(set(state) - {'generator'})}")
+        if "generator" in state:
+            if self._generator is None or not self.shuffle:
+                raise ValueError("TensorLoader.load_state_dict: the state has a shuffling generator but this loader "
+                                 "is not a seeded shuffling loader (build it with shuffle=True and a seed)")
+            self._generator.set_state(state["generator"])
+
     def __repr__(self) -> str:
         return (f"TensorLoader({self.X.shape[0]} examples of {tuple(self.X.shape[1:])}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, seed={self.seed}, max_batches={self.max_batches}, device={self.device})")
@@ -649,3 +668,33 @@ def load_data_cifar10(
     tensors = load_dataset_tensors("cifar10", root, download)
     return make_loaders(*tensors, batch_size, _transform_for("cifar10"), seed=seed, max_batches=max_batches,
                         device=device)
+
+
+def load_data_mnist_test_split(
+    batch_size: int, root: Optional[PathLike] = None, *, num_train: int = 8000, split_seed: int = 0,
+    seed: Optional[int] = 0, max_batches: Optional[int] = None, device: Optional[Union[str, torch.device]] = None,
+) -> Tuple[TensorLoader, TensorLoader]:
+    """The genuine MNIST *test* split cut in two, ``(train_iter, test_iter)``: a proxy for MNIST without its training split.
+
+    For machines that hold only the 10,000 MNIST test digits (the course's offline data): a permutation
+    drawn from a generator seeded with ``split_seed`` (independent of ``seed``) puts ``num_train``
+    digits in the training set and the other ``10,000 - num_train`` in the test set, so every run sees
+    the same split. Batches are normalised as in :func:`load_data_mnist`; the training iterator is
+    shuffled with ``seed``. Only the two ``t10k`` files are read; nothing is downloaded (with a
+    network, :func:`load_data_mnist` gets the real splits). Results on this proxy are not results
+    on MNIST: 8,000 training digits instead of 60,000, a 2,000-digit test set.
+    """
+    _check_batch_size(batch_size)
+    if isinstance(num_train, bool) or not isinstance(num_train, int) or not 1 <= num_train < 10_000:
+        raise ValueError(f"num_train must be an int in 1..9999 (the test split has 10,000 digits); got {num_train!r}")
+    spec = _spec("mnist")
+    base = data_root(root)
+    folder = base / spec.folder
+    missing = [folder / n for n in spec.test_files if _find_file(folder, n) is None]
+    if missing:
+        raise MissingDataError(_missing_message(spec, base, missing, "the proxy reads the MNIST test split only"))
+    X, y = _read_split(spec, folder, spec.test_files)
+    order = torch.randperm(X.shape[0], generator=torch.Generator().manual_seed(split_seed))
+    train, test = order[:num_train], order[num_train:]
+    return make_loaders(X[train], y[train], X[test], y[test], batch_size, _transform_for("mnist"), seed=seed,
+                        max_batches=max_batches, device=device)

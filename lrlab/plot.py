@@ -251,7 +251,7 @@ def in_notebook() -> bool:
 def _summary(history, num_epochs: int) -> str:
     t = len(history) - 1
     width = len(str(num_epochs))
-    return (f"epoch {t + 1:>{width}}/{num_epochs}  lr {history.lr[t]:.4g}  "
+    return (f"epoch {t + 1 + getattr(history, 'start_epoch', 0):>{width}}/{num_epochs}  lr {history.lr[t]:.4g}  "
             f"train loss {history.train_loss[t]:.4f}  train acc {history.train_acc[t]:.3f}  "
             f"test loss {history.test_loss[t]:.4f}  test acc {history.test_acc[t]:.3f}  "
             f"{history.seconds[t]:.2f} s")
@@ -324,7 +324,7 @@ class LivePlot:
     def _text(self, history):
         from IPython.display import Pretty
 
-        done = len(history)
+        done = getattr(history, "start_epoch", 0) + len(history)
         width = 20
         filled = round(width * done / max(self.num_epochs, 1))
         bar = "#" * filled + "." * (width - filled)
@@ -334,16 +334,16 @@ class LivePlot:
         return Pretty(line)
 
     def _redraw(self, history):
-        n = len(history)
-        x_end = np.arange(1, n + 1)  # metrics are measured at the end of epoch t, i.e. at x = t + 1
+        n, start = len(history), getattr(history, "start_epoch", 0)
+        x_end = start + np.arange(1, n + 1)  # metrics are measured at the end of epoch t, i.e. at x = t + 1
         for key in ("train_loss", "train_acc", "test_acc"):
             self.lines[key].set_data(x_end, np.asarray(getattr(history, key), dtype=float))
         lr = np.asarray(history.lr, dtype=float)
-        self.lines["lr"].set_data(np.arange(n + 1), np.append(lr, lr[-1]))  # rate of epoch t over [t, t+1)
+        self.lines["lr"].set_data(start + np.arange(n + 1), np.append(lr, lr[-1]))  # rate of epoch t over [t, t+1)
         for axis in (self.ax, self.ax_lr):
             axis.relim()
             axis.autoscale_view(scalex=False)
-        self.ax.set_xlim(0, max(self.num_epochs, n, 1))
+        self.ax.set_xlim(0, max(self.num_epochs, start + n, 1))
         image = self._png()
         if self._fig_handle is None:
             from IPython.display import display

@@ -47,7 +47,8 @@ _NONFINITE_CHECK_EVERY = 50
 
 @dataclass(repr=False)
 class History:
-    """Per-epoch record of a :func:`train` run; entry ``t`` of every list belongs to epoch ``t``.
+    """Per-epoch record of a :func:`train` run; entry ``t`` of every list belongs to epoch ``t``
+    (to epoch ``start_epoch + t`` in a resumed run).
 
     Attributes:
         lr: learning rate of parameter group 0 during epoch ``t`` (with per-update stepping: the rate of
@@ -60,6 +61,8 @@ class History:
         lr_per_update: with ``step_per="update"``, the rate of every update in order; else empty.
         stopped: None after a full run, else why training stopped early (e.g. a NaN loss).
         step_per: ``"epoch"`` or ``"update"``, as passed to :func:`train`.
+        start_epoch: the number of the first recorded epoch (``train(..., start_epoch=k)`` resumes at
+            epoch ``k``); entry ``i`` of every list belongs to epoch ``start_epoch + i``.
     """
 
     lr: list = field(default_factory=list)
@@ -71,14 +74,15 @@ class History:
     lr_per_update: list = field(default_factory=list)
     stopped: Optional[str] = None
     step_per: str = "epoch"
+    start_epoch: int = 0
 
     def __len__(self) -> int:
         return len(self.lr)
 
     @property
     def epochs(self) -> list:
-        """Epoch numbers ``0 .. len(self) - 1`` (epoch ``t`` trains at ``lr[t]``)."""
-        return list(range(len(self)))
+        """Epoch numbers ``start_epoch .. start_epoch + len(self) - 1`` (epoch ``epochs[i]`` trains at ``lr[i]``)."""
+        return list(range(self.start_epoch, self.start_epoch + len(self)))
 
     @property
     def diverged(self) -> bool:
@@ -101,8 +105,8 @@ class History:
         """A plain-text table, one row per epoch (deterministic: no timings unless ``seconds=True``)."""
         columns = ["lr", "train_loss", "train_acc", "test_loss", "test_acc"] + (["seconds"] if seconds else [])
         header = ["epoch"] + columns
-        rows = [[str(t)] + [f"{getattr(self, c)[t]:.{digits}g}" if c == "lr" else f"{getattr(self, c)[t]:.{digits}f}"
-                            for c in columns] for t in range(len(self))]
+        rows = [[str(e)] + [f"{getattr(self, c)[t]:.{digits}g}" if c == "lr" else f"{getattr(self, c)[t]:.{digits}f}"
+                            for c in columns] for t, e in enumerate(self.epochs)]
         widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
         lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
         lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
@@ -285,6 +289,7 @@ def train(
     init: Any = None,
     redraw_seconds: float = 0.5,
     channels_last: Optional[bool] = None,
+    start_epoch: int = 0,
 ) -> History:
     """Train ``net`` for ``num_epochs`` epochs under ``scheduler`` and return the :class:`History`.
 
@@ -323,6 +328,10 @@ def train(
             (NHWC) layout. None (default): on the CPU, when the net has ``nn.Conv2d`` layers, where
             oneDNN's convolutions run about 15% faster in that layout (LeNet, 2-core CPU; measured with
             ``make benchmark``). The math is the same; the net's parameters keep that layout afterwards.
+        start_epoch: resume at this epoch: train epochs ``start_epoch .. num_epochs - 1``, with a schedule
+            evaluated at those epoch numbers (and, per update, at ``start_epoch * len(train_iter)`` on).
+            The net, optimizer, torch scheduler and loader must already hold their state at that
+            epoch (:mod:`lrlab.runner` saves and restores it). Default 0: a fresh run.
 
     Returns:
         the :class:`History`. A NaN or infinite training loss stops training at once (checked every
@@ -334,6 +343,8 @@ def train(
     # ---- check everything before touching the net
     if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 0:
         raise ValueError(f"num_epochs must be an int >= 0, got num_epochs={num_epochs!r}")
+    if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or not 0 <= start_epoch <= num_epochs:
+        raise ValueError(f"start_epoch must be an int in 0..num_epochs ({num_epochs}), got start_epoch={start_epoch!r}")
     if step_per not in _STEP_PER:
         raise ValueError(f"step_per must be one of {_STEP_PER}, got step_per={step_per!r}")
     if plateau_metric not in _PLATEAU_METRICS:
@@ -366,19 +377,19 @@ def train(
     if nhwc:
         net.to(memory_format=torch.channels_last)
 
-    history = History(step_per=step_per)
+    history = History(step_per=step_per, start_epoch=start_epoch)
     dtype = _accumulator_dtype(device)
     check_every = 1 if device.type == "cpu" else _NONFINITE_CHECK_EVERY
     groups = trainer.param_groups
     per_update = step_per == "update"
-    update = 0  # updates done so far (t of a per-update schedule)
+    update = start_epoch * len(train_iter) if start_epoch and per_update else 0  # updates done so far
 
     def set_lr(value, where):
         lr = _checked_rate(value, where)
         for group in groups:
             group["lr"] = lr
 
-    for epoch in range(num_epochs):
+    for epoch in range(start_epoch, num_epochs):
         start = time.perf_counter()
         if kind == "callable" and not per_update:
             set_lr(scheduler(epoch), f"scheduler({epoch})")
