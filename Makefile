@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lrlab-installed
 
-.PHONY: book test install benchmark clean distclean
+.PHONY: book test install benchmark results clean distclean
 
 # jupyter-book caches executed notebooks by their code, not by LRLAB_PROFILE: a cache made in
 # another profile is dropped, so a smoke build never passes for a full one.
@@ -24,6 +24,12 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/train_speed.py
+
+# The reference runs the chapters read (book/results/*.csv): resumable, so stop and rerun at will.
+# STUDIES= and SEEDS= narrow it (e.g. make results STUDIES=mnist_cnn). Passive OpenMP waiting keeps
+# other work on a small machine from slowing the busy-waiting threads tenfold.
+results: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m lrlab.runner --profile full $(STUDIES) $(if $(SEEDS),--seeds $(SEEDS))
 
 install: $(STAMP)
 

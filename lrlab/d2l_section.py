@@ -31,7 +31,8 @@ code. Only the cells that define things are kept; the cells that download Fashio
   warmup starts at ``warmup_begin_lr=0``, so (one epoch late) epoch 1 trains at rate 0; and
   ``warmup_steps == max_update`` divides by zero.
 
-:func:`trace_lrs` and :func:`animator_disabled` are lrlab's additions (not from the book).
+:func:`trace_lrs`, :func:`published_rates` and :func:`animator_disabled` are lrlab's additions (not
+from the book).
 """
 
 import contextlib
@@ -54,6 +55,8 @@ __all__ = [
     "CosineScheduler",
     "animator_disabled",
     "trace_lrs",
+    "RUNS",
+    "published_rates",
 ]
 
 
@@ -278,3 +281,48 @@ def trace_lrs(scheduler, num_epochs, lr=None, *, quiet=True):
         train(net, batches, batches, num_epochs, nn.CrossEntropyLoss(), trainer,
               torch.device("cpu"), scheduler)
     return trainer.lrs
+
+
+#: The section's five training runs, in the book's order: name -> what its cells set up.
+RUNS = ("constant", "square_root", "multi_step", "cosine", "cosine_warmup")
+#: The book plots every schedule over ``num_epochs = 30`` steps before training with it.
+PLOT_EPOCHS = 30
+
+
+def published_rates(run, num_epochs=30):
+    """The rate each epoch of the section's run ``run`` trained at, replaying its cells in order.
+
+    ``run`` is one of :data:`RUNS`. Each run's cells are replayed as the book has them: the plot cell
+    first (``[scheduler(t) for t in range(30)]``, or 30 calls of :func:`get_lr` for ``MultiStepLR``),
+    then the train cell, traced with :func:`trace_lrs` for ``num_epochs`` epochs (30 in the book):
+
+    ==============  ==========================================  ===========================
+    run             the book's cells                            what training used
+    ==============  ==========================================  ===========================
+    constant        ``SGD(lr=0.3)``, no scheduler               0.3 throughout
+    square_root     ``SquareRootScheduler(lr=0.1)``, SGD 0.1    0.1, then 0.1 (t)^-1/2 one epoch late
+    multi_step      SGD 0.5, ``MultiStepLR([15, 30], 0.5)``     0.125 throughout (stepped 30 times)
+    cosine          ``CosineScheduler(20, 0.3, 0.01)``, SGD 0.3 the cosine one epoch late
+    cosine_warmup   ``CosineScheduler(20, warmup 5, ...)``      0.3, then 0, then the warmup...
+    ==============  ==========================================  ===========================
+
+    >>> published_rates("multi_step")[:3]
+    [0.125, 0.125, 0.125]
+    """
+    if run not in RUNS:
+        raise ValueError(f"run={run!r} is not one of the section's runs; use one of {', '.join(map(repr, RUNS))}")
+    if run == "constant":
+        return trace_lrs(None, num_epochs, lr=0.3)
+    if run == "multi_step":
+        trainer = torch.optim.SGD(net_fn().parameters(), lr=0.5)
+        scheduler = lr_scheduler.MultiStepLR(trainer, milestones=[15, 30], gamma=0.5)
+        [get_lr(trainer, scheduler) for t in range(PLOT_EPOCHS)]  # the plot cell
+        return trace_lrs(scheduler, num_epochs)
+    if run == "square_root":
+        scheduler, lr = SquareRootScheduler(lr=0.1), 0.1
+    elif run == "cosine":
+        scheduler, lr = CosineScheduler(max_update=20, base_lr=0.3, final_lr=0.01), 0.3
+    else:
+        scheduler, lr = CosineScheduler(20, warmup_steps=5, base_lr=0.3, final_lr=0.01), 0.3
+    [scheduler(t) for t in range(PLOT_EPOCHS)]  # the plot cell
+    return trace_lrs(scheduler, num_epochs, lr=lr)

@@ -1,0 +1,214 @@
+"""Results as data: the tidy tables of the course's reference runs, their provenance, and their summaries.
+
+Each study of :mod:`lrlab.runner` writes one table, ``<results>/<study>.csv``, with one row per
+(experiment, variant, schedule, seed, epoch) and the columns :data:`COLUMNS`:
+
+===============  ==========================================================================
+column           meaning
+===============  ==========================================================================
+experiment       the study (``d2l``, ``mnist_cnn``)
+variant          ``corrected`` (lrlab applies the schedule), ``published`` (the rates the
+                 source's code really trained at), ``as_written`` (the source's setup run as
+                 it is written), ``course`` (a run the course adds)
+schedule         the schedule's short name (``cosine_warmup``, ``step``, ...)
+seed             ``torch.manual_seed`` before building the net; also the shuffling seed
+epoch            0-based epoch; ``lr`` is the rate it trained at
+lr, train_loss,  as in :class:`lrlab.History` (mean loss and accuracy during the epoch's
+train_acc        training; test loss and accuracy after it)
+test_loss,
+test_acc
+seconds          wall-clock seconds of the epoch (training plus evaluation)
+data             which data the run used (e.g. the MNIST test split as a proxy)
+===============  ==========================================================================
+
+and ``<study>.provenance.json``: for every run, the device, the versions of Python, torch and lrlab,
+the date, the command and the wall time. Both files are written atomically (a temporary file in the
+same folder, then ``os.replace``), so a reader never sees half a table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+__all__ = [
+    "COLUMNS",
+    "RUN_KEY",
+    "ResultsError",
+    "results_dir",
+    "write_atomic",
+    "write_table",
+    "read_table",
+    "read_provenance",
+    "final_epoch",
+    "summarize",
+    "per_epoch",
+]
+
+#: The columns of a results table, in order.
+COLUMNS = ("experiment", "variant", "schedule", "seed", "epoch", "lr", "train_loss", "train_acc",
+           "test_loss", "test_acc", "seconds", "data")
+#: The columns that name one run (a run's rows differ only in ``epoch`` and the metrics).
+RUN_KEY = ("experiment", "variant", "schedule", "seed")
+_TEXT = ("experiment", "variant", "schedule", "data")
+_INTS = ("seed", "epoch")
+_RATES = ("lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+
+PathLike = Union[str, os.PathLike]
+
+
+class ResultsError(ValueError):
+    """A results file is missing or does not have the schema; the message names the file and the fix."""
+
+
+def results_dir() -> Path:
+    """Where the committed results live: ``$LRLAB_RESULTS``, else the first of ``./results``,
+    ``./book/results`` and ``<repository>/book/results`` that exists (a chapter runs in ``book/``, a
+    script in the repository root)."""
+    env = os.environ.get("LRLAB_RESULTS", "")
+    if env:
+        return Path(env).expanduser().resolve()
+    candidates = [Path.cwd() / "results", Path.cwd() / "book" / "results",
+                  Path(__file__).resolve().parents[1] / "book" / "results"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.resolve()
+    return candidates[-1]
+
+
+def write_atomic(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _check_frame(frame, where: str):
+    import pandas as pd
+
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ResultsError(f"{where} lacks the column(s) {missing}; a results table has the columns "
+                           f"{list(COLUMNS)} (rerun `make results` to rewrite it)")
+    frame = frame.loc[:, list(COLUMNS) + [c for c in frame.columns if c not in COLUMNS]].copy()
+    for c in _TEXT:
+        if frame[c].isna().any():
+            raise ResultsError(f"{where}: column {c!r} has empty cells; every row names its run "
+                               f"(rerun `make results` to rewrite it)")
+        frame[c] = frame[c].astype(str)
+    for c in _INTS + _RATES:
+        values = pd.to_numeric(frame[c], errors="coerce")
+        bad = values.isna() & frame[c].notna()
+        if bad.any():
+            raise ResultsError(f"{where}: column {c!r} holds a non-number in row {int(bad.idxmax())} "
+                               f"({frame[c][bad].iloc[0]!r}); rerun `make results` to rewrite it")
+        frame[c] = values
+    for c in _INTS:
+        if frame[c].isna().any() or (frame[c] < 0).any() or (frame[c] % 1 != 0).any():
+            raise ResultsError(f"{where}: column {c!r} must hold integers >= 0")
+        frame[c] = frame[c].astype("int64")
+    if frame.duplicated(list(RUN_KEY) + ["data", "epoch"]).any():
+        row = frame[frame.duplicated(list(RUN_KEY) + ["data", "epoch"])].iloc[0]
+        raise ResultsError(f"{where}: run {tuple(row[list(RUN_KEY)])} has epoch {row['epoch']} twice; "
+                           f"a table holds each (run, epoch) once (rerun `make results` to rewrite it)")
+    return frame
+
+
+def write_table(path: PathLike, rows: Union[Iterable[dict], "object"]) -> None:
+    """Write rows (dicts with :data:`COLUMNS`, or a DataFrame) to ``path`` as CSV, atomically.
+
+    Rows are checked against the schema and sorted by run and epoch; floats keep 17 significant
+    digits, so reading the file back gives the same numbers.
+    """
+    import pandas as pd
+
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=list(COLUMNS))
+    frame = _check_frame(frame, str(path))
+    frame = frame.sort_values(["experiment", "variant", "schedule", "data", "seed", "epoch"], kind="stable")
+    write_atomic(path, frame.to_csv(index=False, float_format="%.17g", lineterminator="\n"))
+
+
+def _resolve(name_or_path: PathLike, suffix: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == "" and len(path.parts) == 1:  # a study name: "d2l"
+        path = results_dir() / f"{path.name}{suffix}"
+    return path
+
+
+def read_table(name_or_path: PathLike):
+    """A results table as a pandas DataFrame, checked against :data:`COLUMNS`.
+
+    ``name_or_path`` is a study name (``"d2l"``, read from :func:`results_dir`) or a path to a CSV.
+    A missing file or a wrong schema raises :class:`ResultsError` naming the file and the fix.
+    """
+    import pandas as pd
+
+    path = _resolve(name_or_path, ".csv")
+    if not path.is_file():
+        raise ResultsError(f"{path} does not exist: the reference results are made by `make results` "
+                           f"(or `python -m lrlab.runner`); set LRLAB_RESULTS to read them from elsewhere")
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in _TEXT})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{path} is not a readable CSV table ({err}); rerun `make results` to rewrite it") from err
+    return _check_frame(frame, str(path))
+
+
+def read_provenance(name_or_path: PathLike) -> dict:
+    """The provenance of a study's runs (``<study>.provenance.json``): ``{"runs": {run id: {...}}}``."""
+    path = _resolve(name_or_path, ".provenance.json")
+    if not path.is_file():
+        raise ResultsError(f"{path} does not exist: `make results` writes it next to the table")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{path} is not valid JSON ({err}); rerun `make results` to rewrite it") from err
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), dict):
+        raise ResultsError(f"{path} has no 'runs' object; rerun `make results` to rewrite it")
+    return data
+
+
+def final_epoch(frame):
+    """The last recorded epoch of every run (one row per run)."""
+    keys = list(RUN_KEY) + ["data"]
+    last = frame.groupby(keys, sort=False)["epoch"].transform("max")
+    return frame[frame["epoch"] == last].reset_index(drop=True)
+
+
+def summarize(frame, metrics: Sequence[str] = ("train_loss", "train_acc", "test_acc"),
+              by: Sequence[str] = ("variant", "schedule"), epoch: Optional[int] = None):
+    """Mean, standard deviation (ddof=1, NaN for one seed) and number of seeds of ``metrics``, per group.
+
+    Taken at each run's last epoch, or at ``epoch`` when given. Returns a DataFrame indexed by ``by``
+    with columns ``(metric, "mean" | "std" | "n")``.
+    """
+    if epoch is None:
+        rows = final_epoch(frame)
+    else:
+        rows = frame[frame["epoch"] == epoch]
+        if rows.empty:
+            raise ValueError(f"no run has epoch {epoch}; the table's epochs are "
+                             f"{int(frame['epoch'].min())}..{int(frame['epoch'].max())}")
+    return rows.groupby(list(by), sort=False)[list(metrics)].agg(["mean", "std", "count"]).rename(
+        columns={"count": "n"}, level=1)
+
+
+def per_epoch(frame, metric: str, by: Sequence[str] = ("variant", "schedule")):
+    """Per-epoch mean and standard deviation of ``metric`` over seeds: columns ``by + [epoch, mean, std, n]``."""
+    if metric not in _RATES:
+        raise ValueError(f"metric={metric!r} is not a metric column; use one of {list(_RATES)}")
+    grouped = frame.groupby(list(by) + ["epoch"], sort=False)[metric]
+    out = grouped.agg(["mean", "std", "count"]).rename(columns={"count": "n"}).reset_index()
+    return out

@@ -1,0 +1,477 @@
+"""The course's reference runs: every experiment the chapters report, trained for real, safe to stop.
+
+``make results`` (or ``python -m lrlab.runner``) trains each study below in the ``full`` profile and
+writes its tidy table and provenance under ``book/results/`` (see :mod:`lrlab.results`):
+
+``d2l``
+    The five runs of d2l's "Learning Rate Scheduling" section (LeNet, Fashion-MNIST, batch 256, SGD,
+    30 epochs), each in two variants: ``corrected`` (lrlab applies the schedule the text describes)
+    and ``published`` (the rates d2l's code really trained at, from
+    :func:`lrlab.d2l_section.published_rates`). Seeds 0, 1, 2.
+``mnist_cnn``
+    The MNIST tutorial's setup (``ImprovedCNN``, batch 64, Adam 1e-3, 10 epochs): ``StepLR(5, 0.5)``
+    and ``CosineAnnealingLR(T_max=20)`` as written, the cosine corrected to ``T_max=10`` (the number
+    of epochs), and a constant rate (the course's baseline). Seeds 42 (the tutorial's), 43, 44. On the
+    real MNIST splits when they are on disk, else on the MNIST test split cut 8,000 / 2,000
+    (:func:`lrlab.data.load_data_mnist_test_split`), which the ``data`` column says.
+
+Safe to stop: after every epoch the net, optimizer, scheduler and random state (torch's generators
+and the loader's) are saved atomically to ``<results>/.runs/<run>.pt``; a new invocation resumes
+each unfinished run from its last epoch and gives the same rows as an uninterrupted run; a run
+whose rows are in the table is never redone. Arguments are checked and the data loaded before any
+training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from torch import nn
+from torch.optim import lr_scheduler as _torch_sched
+
+from . import __version__
+from . import d2l_section as _d2l
+from . import data as _data
+from . import profiles as _profiles
+from . import results as _results
+from . import schedules as _s
+from .device import try_gpu
+from .train import train
+
+__all__ = ["Arm", "Study", "STUDIES", "RunSpec", "plan", "run", "main"]
+
+
+class _Rates:
+    """A schedule given as its list of per-epoch rates (what a traced run used): ``t -> rates[t]``."""
+
+    def __init__(self, rates: Sequence[float]):
+        self.rates = tuple(float(r) for r in rates)
+
+    def __call__(self, t):
+        return self.rates[int(t)]
+
+    def __repr__(self) -> str:
+        return f"_Rates({len(self.rates)} epochs)"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One (variant, schedule) of a study: how to build its optimizer and scheduler, and its rates.
+
+    ``optimizer(params, cfg)`` builds the optimizer; ``scheduler(optimizer, cfg)`` what :func:`lrlab.train`
+    gets as ``scheduler`` (None, a schedule, or a torch scheduler); ``rates(cfg)`` the pure schedule
+    ``t -> lr`` the run must train at (the tests check the table's ``lr`` column against it).
+    """
+
+    variant: str
+    schedule: str
+    label: str
+    optimizer: Callable[[Any, _profiles.Experiment], torch.optim.Optimizer]
+    scheduler: Callable[[torch.optim.Optimizer, _profiles.Experiment], Any]
+    rates: Callable[[_profiles.Experiment], Callable]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A table of reference runs: one experiment of :mod:`lrlab.profiles`, its arms and its default seeds."""
+
+    name: str
+    experiment: str
+    arms: tuple
+    seeds: tuple
+    description: str
+    data: Callable[..., tuple] = field(repr=False, default=None)  # (cfg, root, seed, device) -> (label, iters)
+
+    def arm(self, variant: str, schedule: str) -> Arm:
+        for a in self.arms:
+            if (a.variant, a.schedule) == (variant, schedule):
+                return a
+        raise KeyError(f"{self.name} has no arm {variant}/{schedule}")
+
+
+# --------------------------------------------------------------------------- the d2l study
+
+
+def _d2l_corrected(cfg: _profiles.Experiment) -> dict:
+    e = cfg.epochs
+    return {
+        "constant": _s.ConstantScheduler(lr=0.3),
+        "square_root": _s.SquareRootScheduler(lr=0.1),
+        "multi_step": _s.MultiFactorScheduler(steps=[e(15), e(30)], factor=0.5, base_lr=0.5),
+        "cosine": _s.CosineScheduler(max_update=e(20), base_lr=0.3, final_lr=0.01),
+        "cosine_warmup": _s.CosineScheduler(max_update=e(20), base_lr=0.3, final_lr=0.01, warmup_steps=e(5)),
+    }
+
+
+_D2L_LABELS = {"constant": "constant 0.3", "square_root": "square root", "multi_step": "multi-step",
+               "cosine": "cosine", "cosine_warmup": "cosine + warmup"}
+
+
+def _d2l_arm(variant: str, name: str) -> Arm:
+    if variant == "corrected":
+        def rates(cfg):
+            return _d2l_corrected(cfg)[name]
+    else:
+        def rates(cfg):
+            return _Rates(_d2l.published_rates(name, cfg.num_epochs))
+
+    def optimizer(params, cfg):
+        return torch.optim.SGD(params, lr=float(rates(cfg)(0)))
+
+    return Arm(variant, name, f"{_D2L_LABELS[name]} ({variant})", optimizer,
+               lambda opt, cfg: rates(cfg), rates)
+
+
+def _experiment_data(cfg, root, seed, device):
+    spec = cfg.spec
+    label = (f"{spec.title} ({spec.num_train:,} train / {spec.num_test:,} test)" if cfg.uses_real_data(root)
+             else f"synthetic stand-in for {spec.title}")
+    return label, cfg.load_data(root, seed=seed, device=device)
+
+
+# --------------------------------------------------------------------------- the MNIST tutorial's study
+
+
+def _mnist_data(cfg, root, seed, device):
+    if _data.files_present("mnist", root) or cfg.profile == "smoke" and not _mnist_test_present(root):
+        return _experiment_data(cfg, root, seed, device)
+    label = "MNIST test split as a proxy (8,000 train / 2,000 test, split seed 0)"
+    return label, _data.load_data_mnist_test_split(cfg.batch_size, root, num_train=8000, split_seed=0, seed=seed,
+                                                   max_batches=cfg.max_batches, device=device)
+
+
+def _mnist_test_present(root) -> bool:
+    folder = _data.data_root(root) / _data.DATASETS["mnist"].folder
+    return all(_data._find_file(folder, n) is not None for n in _data.DATASETS["mnist"].test_files)
+
+
+def _adam(params, cfg):
+    return torch.optim.Adam(params, lr=0.001)
+
+
+_MNIST_ARMS = (
+    Arm("as_written", "step", "StepLR(step_size=5, gamma=0.5), as written", _adam,
+        lambda opt, cfg: _torch_sched.StepLR(opt, step_size=cfg.epochs(5), gamma=0.5),
+        lambda cfg: _s.StepScheduler(step_size=cfg.epochs(5), gamma=0.5, base_lr=0.001)),
+    Arm("as_written", "cosine", "CosineAnnealingLR(T_max=20), as written", _adam,
+        lambda opt, cfg: _torch_sched.CosineAnnealingLR(opt, T_max=cfg.epochs(20)),
+        lambda cfg: _s.CosineScheduler(max_update=cfg.epochs(20), base_lr=0.001, final_lr=0.0)),
+    Arm("corrected", "cosine", "CosineAnnealingLR(T_max=10): T_max = the number of epochs", _adam,
+        lambda opt, cfg: _torch_sched.CosineAnnealingLR(opt, T_max=cfg.num_epochs),
+        lambda cfg: _s.CosineScheduler(max_update=cfg.num_epochs, base_lr=0.001, final_lr=0.0)),
+    Arm("course", "constant", "constant 0.001 (the course's baseline)", _adam,
+        lambda opt, cfg: None, lambda cfg: _s.ConstantScheduler(lr=0.001)),
+)
+
+STUDIES = {
+    "d2l": Study(
+        "d2l", "d2l",
+        tuple(_d2l_arm(v, n) for v in ("corrected", "published") for n in _d2l.RUNS),
+        (0, 1, 2),
+        "d2l's five schedules on LeNet / Fashion-MNIST, as the text describes them and as the code ran them",
+        _experiment_data,
+    ),
+    "mnist_cnn": Study(
+        "mnist_cnn", "mnist_cnn", _MNIST_ARMS, (42, 43, 44),
+        "the MNIST tutorial's ImprovedCNN with Adam under StepLR and CosineAnnealingLR",
+        _mnist_data,
+    ),
+}
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    study: str
+    variant: str
+    schedule: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.study}.{self.variant}.{self.schedule}.seed{self.seed}"
+
+
+def plan(studies: Sequence[str], seeds: Optional[Sequence[int]] = None) -> list:
+    """The runs of ``studies`` (every arm, each seed), in order; checks the names and seeds."""
+    unknown = [s for s in studies if s not in STUDIES]
+    if unknown:
+        raise ValueError(f"unknown study {unknown[0]!r}; the studies are {', '.join(STUDIES)}")
+    if seeds is not None:
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise ValueError(f"seeds must be ints >= 0; got {s!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must not repeat; got {list(seeds)}")
+    return [RunSpec(name, arm.variant, arm.schedule, seed)
+            for name in studies for seed in (STUDIES[name].seeds if seeds is None else seeds)
+            for arm in STUDIES[name].arms]
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _git_commit() -> str:
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty", "--abbrev=12"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _device_text(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{device.type} ({cpu}; {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def _config(cfg: _profiles.Experiment, data_label: str, device: torch.device) -> dict:
+    """What a checkpoint must match to be resumed."""
+    return {"profile": cfg.profile, "num_epochs": cfg.num_epochs, "batch_size": cfg.batch_size,
+            "max_batches": cfg.max_batches, "data": data_label, "device": device.type}
+
+
+def _print_epoch(spec: RunSpec, row: dict, num_epochs: int) -> None:
+    print(f"{spec.id}: epoch {row['epoch'] + 1}/{num_epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f}  "
+          f"test acc {row['test_acc']:.4f}  {row['seconds']:.1f} s", flush=True)
+
+
+def checkpoint_path(out: Path, spec: RunSpec) -> Path:
+    """Where an unfinished run keeps its state: ``<out>/.runs/<run id>.pt``."""
+    return Path(out) / ".runs" / f"{spec.id}.pt"
+
+
+def run(spec: RunSpec, out: Path, cfg: _profiles.Experiment, *, root=None, device=None, command: str = "",
+        on_epoch: Optional[Callable[[RunSpec, dict, int], None]] = _print_epoch, stop_after: Optional[int] = None,
+        loaded: Optional[tuple] = None) -> list:
+    """Train one run to its end (resuming from its checkpoint), add its rows to the table; return them.
+
+    ``on_epoch(spec, row, num_epochs)`` is called after every epoch (default: print a line).
+    ``stop_after``: stop (leaving the checkpoint) once this many epochs are done in total, as an
+    interrupted run would (for tests). ``loaded``: ``(data_label, (train_iter, test_iter))`` already
+    loaded for this study (the runner loads each study's data once); the run shuffles with its own seed.
+    """
+    study = STUDIES[spec.study]
+    arm = study.arm(spec.variant, spec.schedule)
+    device = try_gpu() if device is None else torch.device(device)
+    label, (train_iter, test_iter) = loaded or study.data(cfg, root, spec.seed, device)
+    # A fresh loader over the same tensors: its shuffling starts from the run's seed, whatever ran before.
+    train_iter = _data.TensorLoader(train_iter.X, train_iter.y, train_iter.batch_size, shuffle=True,
+                                    seed=spec.seed, max_batches=train_iter.max_batches,
+                                    transform=train_iter.transform)
+    config = _config(cfg, label, device)
+    out = Path(out)
+    checkpoint = checkpoint_path(out, spec)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(spec.seed)
+    net = cfg.make_model().to(device)
+    optimizer = arm.optimizer(net.parameters(), cfg)
+    scheduler = arm.scheduler(optimizer, cfg)
+    rows, start, wall, sessions, started = [], 0, 0.0, 0, _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        if state["config"] != config:
+            raise RuntimeError(f"{checkpoint} was saved for another configuration ({state['config']}, now {config}); "
+                               f"delete it to start that run over")
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        if isinstance(scheduler, _torch_sched.LRScheduler):
+            scheduler.load_state_dict(state["scheduler"])
+        train_iter.load_state_dict(state["loader"])
+        _set_rng_state(state["rng"], device)
+        rows, start, wall, sessions, started = (state["rows"], state["epoch"], state["wall_seconds"],
+                                                state["sessions"], state["started"])
+        if on_epoch is not None:
+            print(f"{spec.id}: resuming after epoch {start} of {cfg.num_epochs}", flush=True)
+    sessions += 1
+    loss = nn.CrossEntropyLoss()
+    stopped = None
+    for epoch in range(start, cfg.num_epochs):
+        if stop_after is not None and epoch >= stop_after:
+            return rows
+        tick = time.perf_counter()
+        h = train(net, train_iter, test_iter, epoch + 1, loss, optimizer, device, scheduler, live=False,
+                  start_epoch=epoch)
+        rows.append({"experiment": study.name, "variant": spec.variant, "schedule": spec.schedule,
+                     "seed": spec.seed, "epoch": epoch, "lr": h.lr[0], "train_loss": h.train_loss[0],
+                     "train_acc": h.train_acc[0], "test_loss": h.test_loss[0], "test_acc": h.test_acc[0],
+                     "seconds": h.seconds[0], "data": label})
+        wall += time.perf_counter() - tick
+        stopped = h.stopped
+        _atomic_save({"config": config, "epoch": epoch + 1, "rows": rows, "net": net.state_dict(),
+                      "optimizer": optimizer.state_dict(),
+                      "scheduler": scheduler.state_dict() if isinstance(scheduler, _torch_sched.LRScheduler) else {},
+                      "loader": train_iter.state_dict(), "rng": _rng_state(device), "wall_seconds": wall,
+                      "sessions": sessions, "started": started}, checkpoint)
+        if on_epoch is not None:
+            on_epoch(spec, rows[-1], cfg.num_epochs)
+        if stopped:
+            break
+    _record(out, study.name, rows, {
+        spec.id: {"device": _device_text(device), "python": platform.python_version(), "torch": torch.__version__,
+                  "lrlab": __version__, "git": _git_commit(), "profile": cfg.profile, "data": label,
+                  "started": started, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                  "wall_seconds": round(wall, 2), "sessions": sessions, "command": command,
+                  "stopped": stopped}})
+    checkpoint.unlink()
+    return rows
+
+
+def _record(out: Path, name: str, rows: list, provenance: dict) -> None:
+    """Add one finished run's rows and provenance to the study's files (table first, both atomic)."""
+    import json
+    import pandas as pd
+
+    table, prov_path = out / f"{name}.csv", out / f"{name}.provenance.json"
+    new = pd.DataFrame(rows, columns=list(_results.COLUMNS))
+    if table.exists():
+        old = _results.read_table(table)
+        key = list(_results.RUN_KEY) + ["data"]
+        same = old.set_index(key).index.isin(new.set_index(key).index.unique())
+        new = pd.concat([old[~same], new], ignore_index=True)
+    _results.write_table(table, new)
+    prov = _results.read_provenance(prov_path) if prov_path.exists() else {"runs": {}}
+    prov["runs"].update(provenance)
+    prov["runs"] = dict(sorted(prov["runs"].items()))
+    _results.write_atomic(prov_path, json.dumps(prov, indent=1, sort_keys=False) + "\n")
+
+
+def finished(out: Path, spec: RunSpec, cfg: _profiles.Experiment, data_label: str) -> bool:
+    """True when the table already holds this run (all epochs, or up to where it stopped)."""
+    table = Path(out) / f"{spec.study}.csv"
+    if not table.exists():
+        return False
+    frame = _results.read_table(table)
+    mine = frame[(frame.variant == spec.variant) & (frame.schedule == spec.schedule) & (frame.seed == spec.seed)
+                 & (frame.data == data_label)]
+    if mine.empty:
+        return False
+    if len(mine) == cfg.num_epochs:
+        return True
+    prov = _results.read_provenance(table.with_name(f"{spec.study}.provenance.json"))["runs"].get(spec.id, {})
+    return bool(prov.get("stopped"))
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m lrlab.runner",
+        description="Train the course's reference runs and write their tables under book/results/. "
+                    "Safe to stop: run it again to resume.")
+    p.add_argument("studies", nargs="*", default=list(STUDIES), metavar="STUDY",
+                   help=f"studies to run (default: all): {', '.join(STUDIES)}")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds (default: each study's own: d2l 0 1 2, mnist_cnn 42 43 44)")
+    p.add_argument("--out", default=None, help="where the tables go (default: book/results in the full profile)")
+    p.add_argument("--root", default=None, help="the datasets' folder (default: $LRLAB_DATA, else ~/.cache/lrlab)")
+    p.add_argument("--profile", default=None, choices=_profiles.PROFILES,
+                   help="run profile (default: $LRLAB_PROFILE, else full)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: lrlab.try_gpu())")
+    p.add_argument("--list", action="store_true", help="list the runs and whether they are done, then stop")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    profile = args.profile or _profiles.get_profile()
+    if args.out is None:
+        if profile != "full":
+            raise SystemExit(f"error: --out is required in the {profile!r} profile: book/results holds only "
+                             f"full-profile reference results")
+        out = Path(__file__).resolve().parents[1] / "book" / "results"
+    else:
+        out = Path(args.out)
+    try:
+        runs = plan(args.studies, args.seeds)
+        device = try_gpu() if args.device is None else torch.device(args.device)
+    except (ValueError, RuntimeError) as err:
+        raise SystemExit(f"error: {err}") from None
+    command = "python -m lrlab.runner " + " ".join(argv if argv is not None else sys.argv[1:])
+    # Load each study's data once, before any training: a missing file fails here, not after an hour.
+    loaded, cfgs, todo = {}, {}, []
+    for name in dict.fromkeys(r.study for r in runs):
+        cfgs[name] = _profiles.experiment(STUDIES[name].experiment, profile)
+        try:
+            loaded[name] = STUDIES[name].data(cfgs[name], args.root, 0, device)
+        except (_data.MissingDataError, _data.CorruptDataError) as err:
+            raise SystemExit(f"error: {err}") from None
+    for r in runs:
+        done = finished(out, r, cfgs[r.study], loaded[r.study][0])
+        if args.list:
+            print(f"{'done   ' if done else 'to do  '} {r.id}")
+        elif not done:
+            todo.append(r)
+    if args.list:
+        return 0
+    print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to go, into {out} "
+          f"on {_device_text(device)}", flush=True)
+    # Time left: each study's mean seconds per epoch so far, times its epochs still to train.
+    epoch_seconds: dict = {}
+    remaining = {name: 0 for name in cfgs}
+    for r in todo:
+        saved = checkpoint_path(out, r)
+        done_epochs = torch.load(saved, weights_only=True)["epoch"] if saved.exists() else 0
+        remaining[r.study] += cfgs[r.study].num_epochs - done_epochs
+    begin = time.perf_counter()
+
+    def report(spec, row, num_epochs):
+        epoch_seconds.setdefault(spec.study, []).append(row["seconds"])
+        remaining[spec.study] -= 1
+        known = [s for v in epoch_seconds.values() for s in v]
+        mean = {k: sum(v) / len(v) for k, v in epoch_seconds.items()}
+        left = sum(n * mean.get(k, sum(known) / len(known)) for k, n in remaining.items())
+        print(f"[run {todo.index(spec) + 1}/{len(todo)}] {spec.id}: epoch {row['epoch'] + 1}/{num_epochs}  "
+              f"lr {row['lr']:.4g}  train loss {row['train_loss']:.4f}  test acc {row['test_acc']:.4f}  "
+              f"{row['seconds']:.1f} s  | {(time.perf_counter() - begin) / 60:.1f} min so far, "
+              f"~{left / 60:.0f} min left", flush=True)
+
+    for r in todo:
+        run(r, out, cfgs[r.study], root=args.root, device=device, command=command, on_epoch=report,
+            loaded=loaded[r.study])
+    print(f"all {len(runs)} runs are in {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
