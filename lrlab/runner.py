@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import os
 import platform
 import subprocess
@@ -239,7 +240,9 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+@functools.lru_cache(maxsize=1)
 def _git_commit() -> str:
+    """The checkout's commit when first asked (the runner asks at its start: the code it runs)."""
     repo = Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty", "--abbrev=12"],
@@ -428,6 +431,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, RuntimeError) as err:
         raise SystemExit(f"error: {err}") from None
     command = "python -m lrlab.runner " + " ".join(argv if argv is not None else sys.argv[1:])
+    _git_commit()  # the code this process runs, before anyone edits the checkout
     # Load each study's data once, before any training: a missing file fails here, not after an hour.
     loaded, cfgs, todo = {}, {}, []
     for name in dict.fromkeys(r.study for r in runs):
