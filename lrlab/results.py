@@ -18,6 +18,8 @@ train_acc        training; test loss and accuracy after it)
 test_loss,
 test_acc
 seconds          wall-clock seconds of the epoch (training plus evaluation)
+weight_norm      Euclidean norm of all the net's parameters after the epoch (d2l's argument
+                 that small rates keep the parameters near zero is checked with it)
 data             which data the run used (e.g. the MNIST test split as a proxy)
 ===============  ==========================================================================
 
@@ -51,12 +53,12 @@ __all__ = [
 
 #: The columns of a results table, in order.
 COLUMNS = ("experiment", "variant", "schedule", "seed", "epoch", "lr", "train_loss", "train_acc",
-           "test_loss", "test_acc", "seconds", "data")
+           "test_loss", "test_acc", "seconds", "weight_norm", "data")
 #: The columns that name one run (a run's rows differ only in ``epoch`` and the metrics).
 RUN_KEY = ("experiment", "variant", "schedule", "seed")
 _TEXT = ("experiment", "variant", "schedule", "data")
 _INTS = ("seed", "epoch")
-_RATES = ("lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+_RATES = ("lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "weight_norm")
 
 PathLike = Union[str, os.PathLike]
 
@@ -129,15 +131,15 @@ def _check_frame(frame, where: str):
 def write_table(path: PathLike, rows: Union[Iterable[dict], "object"]) -> None:
     """Write rows (dicts with :data:`COLUMNS`, or a DataFrame) to ``path`` as CSV, atomically.
 
-    Rows are checked against the schema and sorted by run and epoch; floats keep 17 significant
-    digits, so reading the file back gives the same numbers.
+    Rows are checked against the schema and sorted by run and epoch; floats are written as Python's
+    shortest round-trip ``repr``, so reading the file back gives the same numbers, bit for bit.
     """
     import pandas as pd
 
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=list(COLUMNS))
     frame = _check_frame(frame, str(path))
     frame = frame.sort_values(["experiment", "variant", "schedule", "data", "seed", "epoch"], kind="stable")
-    write_atomic(path, frame.to_csv(index=False, float_format="%.17g", lineterminator="\n"))
+    write_atomic(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
 def _resolve(name_or_path: PathLike, suffix: str) -> Path:
