@@ -188,7 +188,7 @@ def test_ch8_adam_steps_scale_with_the_learning_rate():
     moves = []
     for lr in (1e-3, 2e-3):
         torch.manual_seed(0)
-        w = torch.randn(5, requires_grad=True)
+        w = torch.randn(5, dtype=torch.float64, requires_grad=True)
         start = w.detach().clone()
         opt = torch.optim.Adam([w], lr=lr)
         for _ in range(3):
