@@ -28,7 +28,8 @@ from .profiles import Experiment, experiment, get_profile
 from .data import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist
 from .models import ImprovedCNN, LeNet, SimpleModel
 from .train import History, evaluate_accuracy, train
-from .plot import plot_histories, plot_lr_trace, plot_schedules
+from .plot import plot_histories, plot_lr_trace, plot_runs, plot_schedules
+from .results import read_table
 
 __all__ = [
     # schedules: pure functions of the step
@@ -41,6 +42,8 @@ __all__ = [
     "try_gpu", "Experiment", "experiment", "get_profile", "TensorLoader", "load_data_fashion_mnist",
     "load_data_mnist", "load_data_cifar10", "LeNet", "SimpleModel", "ImprovedCNN", "History", "train",
     "evaluate_accuracy", "plot_schedules", "plot_histories", "plot_lr_trace",
+    # measured results (book/results)
+    "read_table", "plot_runs",
 ]
 
 __version__ = "0.1.0"

@@ -45,6 +45,8 @@ from torch.optim import lr_scheduler
 
 from d2l import torch as d2l
 
+from .lr_scheduler import RecordingOptimizer
+
 __all__ = [
     "net_fn",
     "loss",
@@ -56,7 +58,10 @@ __all__ = [
     "animator_disabled",
     "trace_lrs",
     "RUNS",
+    "PRINTED",
+    "LABELS",
     "published_rates",
+    "results_rows",
 ]
 
 
@@ -209,28 +214,6 @@ def animator_disabled():
         d2l.Animator = original
 
 
-class _RecordingOptimizer:
-    """Forwards everything to ``optimizer``; records param_groups[0]['lr'] at each ``step()``."""
-
-    def __init__(self, optimizer):
-        self._optimizer = optimizer
-        self.lrs = []
-
-    @property
-    def param_groups(self):
-        return self._optimizer.param_groups
-
-    def zero_grad(self, *args, **kwargs):
-        return self._optimizer.zero_grad(*args, **kwargs)
-
-    def step(self, *args, **kwargs):
-        self.lrs.append(float(self._optimizer.param_groups[0]["lr"]))
-        return self._optimizer.step(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._optimizer, name)
-
-
 def trace_lrs(scheduler, num_epochs, lr=None, *, quiet=True):
     """Run the section's own :func:`train` for ``num_epochs`` and return the rate each epoch trained at.
 
@@ -275,7 +258,7 @@ def trace_lrs(scheduler, num_epochs, lr=None, *, quiet=True):
     batches = [(X, y)]
     if not torch_scheduler:
         optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-    trainer = _RecordingOptimizer(optimizer)
+    trainer = RecordingOptimizer(optimizer)
     printed = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
     with animator_disabled(), printed:
         train(net, batches, batches, num_epochs, nn.CrossEntropyLoss(), trainer,
@@ -285,6 +268,19 @@ def trace_lrs(scheduler, num_epochs, lr=None, *, quiet=True):
 
 #: The section's five training runs, in the book's order: name -> what its cells set up.
 RUNS = ("constant", "square_root", "multi_step", "cosine", "cosine_warmup")
+#: What the Chinese edition printed at the end of each run: (train loss, train acc, test acc). From its
+#: executed notebook of section "学习率调度器" (zh.d2l.ai; the course's ``shared/seeds`` copy). One run
+#: each, on the rates :func:`published_rates` gives; the section sets no random seed.
+PRINTED = {
+    "constant": (0.128, 0.951, 0.885),
+    "square_root": (0.270, 0.901, 0.876),
+    "multi_step": (0.191, 0.928, 0.889),
+    "cosine": (0.207, 0.923, 0.892),
+    "cosine_warmup": (0.261, 0.904, 0.878),
+}
+#: How the book names the section's runs.
+LABELS = {"constant": "constant 0.3", "square_root": "square root", "multi_step": "multi-step",
+          "cosine": "cosine", "cosine_warmup": "cosine + warmup"}
 #: The book plots every schedule over ``num_epochs = 30`` steps before training with it.
 PLOT_EPOCHS = 30
 
@@ -326,3 +322,21 @@ def published_rates(run, num_epochs=30):
         scheduler, lr = CosineScheduler(20, warmup_steps=5, base_lr=0.3, final_lr=0.01), 0.3
     [scheduler(t) for t in range(PLOT_EPOCHS)]  # the plot cell
     return trace_lrs(scheduler, num_epochs, lr=lr)
+
+
+def results_rows(runs=RUNS, variants=("corrected", "published")):
+    """Rows for :func:`lrlab.results.compare_table`: for each run, lrlab's runs of each variant and the number printed.
+
+    ``corrected``: the schedule the text describes, applied by lrlab; ``published``: the rates the
+    section's code trained at (:func:`published_rates`); then the Chinese edition's printed numbers
+    (:data:`PRINTED`), which come from one run of the published code.
+    """
+    names = {"corrected": "lrlab, schedule as described", "published": "lrlab, rates d2l's code used"}
+    rows = {}
+    for run in runs:
+        if run not in RUNS:
+            raise ValueError(f"run={run!r} is not one of the section's runs; use one of {', '.join(map(repr, RUNS))}")
+        for variant in variants:
+            rows[f"{LABELS[run]}: {names[variant]}"] = {"variant": variant, "schedule": run}
+        rows[f"{LABELS[run]}: printed by d2l (one run)"] = PRINTED[run]
+    return rows

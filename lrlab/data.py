@@ -513,6 +513,12 @@ class TensorLoader:
         return batches if self.max_batches is None else min(batches, self.max_batches)
 
     @property
+    def dataset(self) -> torch.utils.data.TensorDataset:
+        """The examples as a ``TensorDataset`` (untransformed), so code written for a ``DataLoader`` that
+        reads ``len(loader.dataset)`` (the MNIST tutorial's ``test``) runs on this loader too."""
+        return torch.utils.data.TensorDataset(self.X, self.y)
+
+    @property
     def num_examples(self) -> int:
         """Examples per epoch (all of them, or those in the first ``max_batches`` batches)."""
         return min(self.X.shape[0], len(self) * self.batch_size)

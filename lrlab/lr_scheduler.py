@@ -21,7 +21,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .schedules import WarmupMultiFactorSchedule, _non_negative, _checked_rate
 
-__all__ = ["ScheduleLR", "WarmupMultiFactorScheduler", "trace_scheduler"]
+__all__ = ["ScheduleLR", "WarmupMultiFactorScheduler", "trace_scheduler", "RecordingOptimizer"]
 
 
 class ScheduleLR(LRScheduler):
@@ -147,3 +147,30 @@ def trace_scheduler(
         else:
             scheduler.step()
     return np.asarray(lrs, dtype=np.float64)
+
+
+class RecordingOptimizer:
+    """Wraps an optimizer and records ``param_groups[0]["lr"]`` at every ``step()``: the rate each update used.
+
+    Everything else is forwarded, so a training loop written for an optimizer runs unchanged on it
+    (the d2l section's loop, a tutorial's loop); ``lrs`` then holds the rate of each update in order.
+    Schedulers must be built on the wrapped optimizer, not on this wrapper.
+    """
+
+    def __init__(self, optimizer):
+        self._optimizer = optimizer
+        self.lrs = []
+
+    @property
+    def param_groups(self):
+        return self._optimizer.param_groups
+
+    def zero_grad(self, *args, **kwargs):
+        return self._optimizer.zero_grad(*args, **kwargs)
+
+    def step(self, *args, **kwargs):
+        self.lrs.append(float(self._optimizer.param_groups[0]["lr"]))
+        return self._optimizer.step(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._optimizer, name)

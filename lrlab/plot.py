@@ -28,6 +28,7 @@ __all__ = [
     "plot_schedules",
     "plot_histories",
     "plot_lr_trace",
+    "plot_runs",
     "schedule_values",
     "make_progress",
     "LivePlot",
@@ -41,6 +42,7 @@ _METRIC_LABELS = {
     "test_loss": "test loss",
     "test_acc": "test accuracy",
     "seconds": "seconds per epoch",
+    "weight_norm": "weight norm",
 }
 
 
@@ -230,6 +232,56 @@ def plot_lr_trace(history, schedule=None, *, ax=None, figsize=(5.0, 3.0), title:
         axis.plot(steps, schedule_values(schedule, steps), linestyle="--", marker="x" if marker else None,
                   color="C1", label="schedule(t)")
     _finish_axis(axis, xlabel, "learning rate", title)
+    return fig
+
+
+def plot_runs(frame, groups, metrics: Sequence[str] = ("train_loss", "test_acc"), *, figsize=None,
+              title: Optional[str] = None):
+    """Measured runs from a results table: per epoch, the mean over seeds and a band of ± one standard deviation.
+
+    Args:
+        frame: a results table (:func:`lrlab.results.read_table`).
+        groups: a dict ``label -> dict of column values`` selecting each group's runs, e.g.
+            ``{"cosine": {"variant": "corrected", "schedule": "cosine"}}``; one colour per group.
+        metrics: the columns to draw, one panel each (``lr``, ``train_loss``, ``train_acc``,
+            ``test_loss``, ``test_acc``, ``weight_norm``, ``seconds``).
+        figsize: default ``(3.6 * len(metrics), 3.0)``.
+
+    The x axis is the epoch ``t`` (0-based), as in :func:`plot_histories`. A group of one seed is drawn
+    without a band.
+    """
+    from . import results as _results
+
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    metrics = tuple(metrics)
+    if not groups:
+        raise ValueError("groups is empty: pass a dict label -> {column: value} with at least one entry")
+    for m in metrics:
+        if m not in _METRIC_LABELS:
+            raise ValueError(f"unknown metric {m!r}; choose from {sorted(_METRIC_LABELS)}")
+    fig, axes = _new_axes(None, figsize or (3.6 * len(metrics), 3.0), ncols=len(metrics))
+    for k, (label, where) in enumerate(groups.items()):
+        rows = _results.select(frame, **where)
+        for axis, metric in zip(axes, metrics):
+            stats = rows.groupby("epoch")[metric].agg(["mean", "std", "count"])
+            x = stats.index.to_numpy()
+            mean, sd = stats["mean"].to_numpy(), stats["std"].to_numpy()
+            n = int(stats["count"].min())
+            colour = f"C{k % 10}"
+            steps = {"drawstyle": "steps-post"} if metric == "lr" else {}  # a rate holds for a whole epoch
+            axis.plot(x, mean, color=colour, label=f"{label} (n = {n})", **steps)
+            if n > 1:
+                axis.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.2, linewidth=0,
+                                  step="post" if steps else None)
+    for axis, metric in zip(axes, metrics):
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(_METRIC_LABELS[metric])
+        axis.grid(True, alpha=0.3)
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 

@@ -34,6 +34,7 @@ import contextlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
@@ -49,7 +50,17 @@ __all__ = [
     "final_epoch",
     "summarize",
     "per_epoch",
+    "select",
+    "Difference",
+    "difference",
+    "compare_table",
+    "METRIC_NAMES",
 ]
+
+#: How the book names the metric columns.
+METRIC_NAMES = {"lr": "learning rate", "train_loss": "train loss", "train_acc": "train acc",
+                "test_loss": "test loss", "test_acc": "test acc", "seconds": "seconds",
+                "weight_norm": "weight norm"}
 
 #: The columns of a results table, in order.
 COLUMNS = ("experiment", "variant", "schedule", "seed", "epoch", "lr", "train_loss", "train_acc",
@@ -214,3 +225,100 @@ def per_epoch(frame, metric: str, by: Sequence[str] = ("variant", "schedule")):
     grouped = frame.groupby(list(by) + ["epoch"], sort=False)[metric]
     out = grouped.agg(["mean", "std", "count"]).rename(columns={"count": "n"}).reset_index()
     return out
+
+
+def select(frame, **where):
+    """The rows whose columns equal the given values, e.g. ``select(t, variant="corrected", schedule="cosine")``."""
+    unknown = [k for k in where if k not in frame.columns]
+    if unknown:
+        raise ValueError(f"select: no column {unknown[0]!r}; the columns are {list(frame.columns)}")
+    mask = None
+    for column, value in where.items():
+        hit = frame[column] == value
+        mask = hit if mask is None else mask & hit
+    rows = frame if mask is None else frame[mask]
+    if rows.empty:
+        raise ValueError(f"select: no row has {where}")
+    return rows
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Two groups of runs compared on one metric at one epoch (each run's last, unless given).
+
+    ``exceeds_spread`` is the course's rule for calling a difference real: the two means differ by more
+    than twice the larger of the two standard deviations over seeds. With 3 to 5 seeds a standard
+    deviation is itself uncertain, so the rule is deliberately strict; a difference inside it is
+    reported as within the seed-to-seed spread, not as "no effect".
+    """
+
+    metric: str
+    mean_a: float
+    sd_a: float
+    n_a: int
+    mean_b: float
+    sd_b: float
+    n_b: int
+
+    @property
+    def diff(self) -> float:
+        """``mean_a - mean_b``."""
+        return self.mean_a - self.mean_b
+
+    @property
+    def spread(self) -> float:
+        """The larger of the two standard deviations."""
+        return max(self.sd_a, self.sd_b)
+
+    @property
+    def exceeds_spread(self) -> bool:
+        return abs(self.diff) > 2 * self.spread
+
+
+def _at(frame, epoch):
+    return final_epoch(frame) if epoch is None else frame[frame["epoch"] == epoch]
+
+
+def difference(frame, a: dict, b: dict, metric: str = "test_acc", epoch: Optional[int] = None) -> Difference:
+    """Compare the runs selected by ``a`` with those selected by ``b`` (dicts of column values) on ``metric``.
+
+    Needs at least two seeds on each side (a standard deviation of one run does not exist).
+    """
+    if metric not in _RATES:
+        raise ValueError(f"metric={metric!r} is not a metric column; use one of {list(_RATES)}")
+    values = []
+    for side, where in (("a", a), ("b", b)):
+        rows = _at(select(frame, **where), epoch)[metric]
+        if len(rows) < 2:
+            raise ValueError(f"difference: side {side} ({where}) has {len(rows)} run(s) at that epoch; "
+                             f"a spread needs at least two seeds")
+        values.append((float(rows.mean()), float(rows.std(ddof=1)), int(len(rows))))
+    return Difference(metric, *values[0], *values[1])
+
+
+def compare_table(frame, rows: dict, metrics: Sequence[str] = ("train_loss", "train_acc", "test_acc"),
+                  digits: int = 3):
+    """A table for people: one row per group of runs, "mean ± sd" over seeds at each run's last epoch.
+
+    ``rows`` maps a row label either to a dict of column values selecting runs (e.g.
+    ``{"variant": "corrected", "schedule": "cosine"}``) or to a tuple of numbers, one per metric (a
+    source's printed single run). Returns a DataFrame of strings indexed by the labels, with a column
+    ``n`` (seeds; empty for printed numbers) and one column per metric.
+    """
+    import pandas as pd
+
+    last = final_epoch(frame)
+    table = {}
+    for label, spec in rows.items():
+        if isinstance(spec, dict):
+            runs = select(last, **spec)
+            n = len(runs)
+            cells = [f"{runs[m].mean():.{digits}f} ± {runs[m].std(ddof=1):.{digits}f}" if n > 1
+                     else f"{runs[m].mean():.{digits}f}" for m in metrics]
+            table[label] = [str(n)] + cells
+        else:
+            values = tuple(spec)
+            if len(values) != len(metrics):
+                raise ValueError(f"compare_table: row {label!r} has {len(values)} numbers for {len(metrics)} metrics")
+            table[label] = [""] + [f"{v:.{digits}f}" for v in values]
+    return pd.DataFrame.from_dict(table, orient="index", columns=["n"] + [METRIC_NAMES[m] for m in metrics])

@@ -115,10 +115,6 @@ def _d2l_corrected(cfg: _profiles.Experiment) -> dict:
     }
 
 
-_D2L_LABELS = {"constant": "constant 0.3", "square_root": "square root", "multi_step": "multi-step",
-               "cosine": "cosine", "cosine_warmup": "cosine + warmup"}
-
-
 def _d2l_arm(variant: str, name: str) -> Arm:
     if variant == "corrected":
         def rates(cfg):
@@ -130,7 +126,7 @@ def _d2l_arm(variant: str, name: str) -> Arm:
     def optimizer(params, cfg):
         return torch.optim.SGD(params, lr=float(rates(cfg)(0)))
 
-    return Arm(variant, name, f"{_D2L_LABELS[name]} ({variant})", optimizer,
+    return Arm(variant, name, f"{_d2l.LABELS[name]} ({variant})", optimizer,
                lambda opt, cfg: rates(cfg), rates)
 
 
