@@ -173,7 +173,7 @@ def read_table(name_or_path: PathLike):
         raise ResultsError(f"{path} does not exist: the reference results are made by `make results` "
                            f"(or `python -m lrlab.runner`); set LRLAB_RESULTS to read them from elsewhere")
     try:
-        frame = pd.read_csv(path, dtype={c: str for c in _TEXT}, float_precision="round_trip")
+        frame = pd.read_csv(path, dtype={c: str for c in _TEXT})  # pandas parses floats exactly (a test checks)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ResultsError(f"{path} is not a readable CSV table ({err}); rerun `make results` to rewrite it") from err
     return _check_frame(frame, str(path))

@@ -1,0 +1,154 @@
+"""lrlab.runner: the plan, clear errors before any training, and safe stopping (resume = uninterrupted run).
+
+All runs here are tiny (a few batches of synthetic stand-in data); the reference results themselves are
+checked in test_results.py.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from lrlab import profiles, results, runner
+from test_data import one_thread  # noqa: F401 (a fixture: one CPU thread, fast and machine-independent)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tiny(name, epochs=3):
+    full = profiles.FULL[name]
+    return profiles.Experiment(name=name, profile="smoke", dataset=full.dataset, model=full.model,
+                               batch_size=full.batch_size, num_epochs=epochs, full_num_epochs=full.num_epochs,
+                               max_batches=2, source="test")
+
+
+def no_seconds(rows):
+    return pd.DataFrame(rows).drop(columns="seconds")
+
+
+# ------------------------------------------------------------------------------------------------ the plan
+
+
+def test_plan_lists_every_arm_for_every_seed():
+    plan = runner.plan(["d2l", "mnist_cnn"])
+    assert len(plan) == 10 * 3 + 4 * 3
+    assert plan[0].id == "d2l.corrected.constant.seed0" and plan[-1].id == "mnist_cnn.course.constant.seed44"
+    assert {r.variant for r in plan if r.study == "d2l"} == {"corrected", "published"}
+    assert len(runner.plan(["mnist_cnn"], seeds=[7])) == 4
+
+
+@pytest.mark.parametrize("studies, seeds, message", [
+    (["cifar"], None, "unknown study 'cifar'"),
+    (["d2l"], [-1], "seeds must be ints >= 0"),
+    (["d2l"], [1, 1], "must not repeat"),
+])
+def test_plan_rejects_bad_arguments(studies, seeds, message):
+    with pytest.raises(ValueError, match=message):
+        runner.plan(studies, seeds)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if any training starts."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started")
+    monkeypatch.setattr(runner, "train", refuse)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["nope", "--out", "{tmp}"], "unknown study 'nope'"),
+    (["d2l", "--seeds", "1", "1", "--out", "{tmp}"], "must not repeat"),
+    (["d2l", "--profile", "smoke"], "--out is required in the 'smoke' profile"),
+])
+def test_main_rejects_bad_arguments_before_training(no_training, tmp_path, argv, message):
+    with pytest.raises(SystemExit, match=message):
+        runner.main([a.format(tmp=tmp_path / "out") for a in argv])
+    assert not (tmp_path / "out").exists()
+
+
+def test_main_names_missing_data_before_training(no_training, tmp_path):
+    with pytest.raises(SystemExit, match=r"Fashion-MNIST: .*train-images-idx3-ubyte.*is missing"):
+        runner.main(["d2l", "--profile", "laptop", "--out", str(tmp_path / "out"), "--root", str(tmp_path / "empty")])
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------ running and resuming
+
+
+@pytest.mark.parametrize("study, variant, schedule, seed", [
+    ("mnist_cnn", "as_written", "step", 42),        # Adam state, dropout (global RNG), a torch scheduler
+    ("d2l", "published", "cosine_warmup", 1),       # a traced rate list as the schedule, rate 0 in epoch 1
+])
+def test_an_interrupted_run_resumes_to_the_same_rows(tmp_path, study, variant, schedule, seed):
+    cfg = tiny(runner.STUDIES[study].experiment)
+    spec = runner.RunSpec(study, variant, schedule, seed)
+    empty = tmp_path / "empty"  # no dataset files: the smoke profile's synthetic stand-in
+    whole = runner.run(spec, tmp_path / "a", cfg, root=empty, device="cpu", on_epoch=None)
+    for stop in (1, 2):
+        out = tmp_path / f"b{stop}"
+        runner.run(spec, out, cfg, root=empty, device="cpu", on_epoch=None, stop_after=stop)
+        assert runner.checkpoint_path(out, spec).exists()
+        assert not (out / f"{study}.csv").exists()  # nothing of an unfinished run is in the table
+        resumed = runner.run(spec, out, cfg, root=empty, device="cpu", on_epoch=None)
+        pd.testing.assert_frame_equal(no_seconds(resumed), no_seconds(whole))
+        assert not runner.checkpoint_path(out, spec).exists()
+        table = results.read_table(out / f"{study}.csv")
+        pd.testing.assert_frame_equal(table.drop(columns="seconds"), no_seconds(whole))
+        prov = results.read_provenance(out / f"{study}.provenance.json")["runs"][spec.id]
+        assert prov["sessions"] == 2 and prov["profile"] == "smoke"
+
+
+def test_interrupted_rows_equal_the_uninterrupted_prefix(tmp_path):
+    cfg = tiny("d2l")
+    spec = runner.RunSpec("d2l", "corrected", "square_root", 0)
+    whole = runner.run(spec, tmp_path / "a", cfg, root=tmp_path, device="cpu", on_epoch=None)
+    part = runner.run(spec, tmp_path / "b", cfg, root=tmp_path, device="cpu", on_epoch=None, stop_after=2)
+    pd.testing.assert_frame_equal(no_seconds(part), no_seconds(whole[:2]))
+
+
+def test_a_checkpoint_of_another_configuration_is_refused(tmp_path):
+    spec = runner.RunSpec("d2l", "corrected", "constant", 0)
+    runner.run(spec, tmp_path / "o", tiny("d2l", 3), root=tmp_path, device="cpu", on_epoch=None, stop_after=1)
+    with pytest.raises(RuntimeError, match=r"d2l\.corrected\.constant\.seed0\.pt was saved for another configuration"):
+        runner.run(spec, tmp_path / "o", tiny("d2l", 4), root=tmp_path, device="cpu", on_epoch=None)
+
+
+def test_lr_column_follows_each_arm(tmp_path):
+    for study in runner.STUDIES:
+        cfg = tiny(runner.STUDIES[study].experiment, epochs=4)
+        for arm in runner.STUDIES[study].arms:
+            rows = runner.run(runner.RunSpec(study, arm.variant, arm.schedule, 3), tmp_path / study, cfg,
+                              root=tmp_path, device="cpu", on_epoch=None)
+            rates = arm.rates(cfg)
+            assert [r["lr"] for r in rows] == pytest.approx([float(rates(t)) for t in range(4)], rel=1e-12), arm.label
+
+
+def test_main_never_redoes_a_finished_run(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner._profiles, "experiment", lambda name, profile=None: tiny(name, 2))
+    argv = ["mnist_cnn", "--seeds", "5", "--profile", "smoke", "--out", str(out), "--root", str(tmp_path / "none"),
+            "--device", "cpu"]
+    assert runner.main(argv) == 0
+    first = (out / "mnist_cnn.csv").read_bytes()
+    assert "0 of 4 runs already done; 4 to go" in capsys.readouterr().out
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(runner, "train", refuse)
+    assert runner.main(argv) == 0
+    assert "4 of 4 runs already done; 0 to go" in capsys.readouterr().out
+    assert (out / "mnist_cnn.csv").read_bytes() == first
+    runner.main(argv + ["--list"])
+    assert capsys.readouterr().out.count("done   ") == 4
+
+
+def test_progress_lines_estimate_the_time_left(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner._profiles, "experiment", lambda name, profile=None: tiny(name, 2))
+    runner.main(["mnist_cnn", "--seeds", "6", "--profile", "smoke", "--out", str(tmp_path), "--root",
+                 str(tmp_path / "none"), "--device", "cpu"])
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[run ")]
+    assert len(lines) == 4 * 2
+    assert lines[0].startswith("[run 1/4] mnist_cnn.as_written.step.seed6: epoch 1/2")
+    assert "min so far, ~" in lines[0] and lines[-1].endswith("~0 min left")
