@@ -1,7 +1,10 @@
 """Test configuration shared by the unit tests and the notebooks that nbval runs.
 
 Tests always run in the smoke profile (seconds per notebook, no network): nobody has to
-remember to set LRLAB_PROFILE. The notebook kernels that nbval starts inherit this environment.
+remember to set LRLAB_PROFILE. Where the course's offline data folder ``../shared/data`` exists
+beside the checkout (the development machines and CI), ``LRLAB_DATA`` points there unless it is set,
+so the smoke runs train on real Fashion-MNIST; on a fresh clone elsewhere they use the synthetic
+stand-in. The notebook kernels that nbval starts inherit this environment.
 
 Notebooks are committed with outputs cleared, so nbval would have nothing to compare. Cells tagged
 ``nbval-check-output`` keep their expected stdout in ``metadata["lrlab"]["expected_output"]``
@@ -9,12 +12,16 @@ Notebooks are committed with outputs cleared, so nbval would have nothing to com
 """
 
 import os
+from pathlib import Path
 
 import nbformat
 import pytest
 
 os.environ["LRLAB_PROFILE"] = "smoke"
 os.environ.setdefault("MPLBACKEND", "Agg")
+SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+if SHARED_DATA.is_dir() and not os.environ.get("LRLAB_DATA"):
+    os.environ["LRLAB_DATA"] = str(SHARED_DATA)
 
 CHECK_TAG = "nbval-check-output"
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -274,6 +275,26 @@ class Difference:
     def exceeds_spread(self) -> bool:
         return abs(self.diff) > 2 * self.spread
 
+    @classmethod
+    def of(cls, metric: str, values_a, values_b, where=("a", "b")) -> "Difference":
+        """From two collections of per-run values (one per seed), e.g. a statistic computed per run."""
+        stats = []
+        for side, values in zip(where, (values_a, values_b)):
+            values = [float(v) for v in values]
+            if len(values) < 2:
+                raise ValueError(f"difference: {side} has {len(values)} run(s); a spread needs at least two seeds")
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"difference: {side} holds a non-finite value: {values}")
+            mean = sum(values) / len(values)
+            sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+            stats += [mean, sd, len(values)]
+        return cls(metric, *stats)
+
+    def describe(self, digits: int = 3) -> str:
+        """``"+0.012 (larger sd 0.003): exceeds the spread"``, the form the book's tables use."""
+        verdict = "exceeds the spread" if self.exceeds_spread else "within the spread"
+        return f"{self.diff:+.{digits}f} (larger sd {self.spread:.{digits}f}): {verdict}"
+
 
 def _at(frame, epoch):
     return final_epoch(frame) if epoch is None else frame[frame["epoch"] == epoch]
@@ -282,18 +303,13 @@ def _at(frame, epoch):
 def difference(frame, a: dict, b: dict, metric: str = "test_acc", epoch: Optional[int] = None) -> Difference:
     """Compare the runs selected by ``a`` with those selected by ``b`` (dicts of column values) on ``metric``.
 
-    Needs at least two seeds on each side (a standard deviation of one run does not exist).
+    ``metric`` is any numeric column of ``frame`` (a derived one too, e.g. ``frame.assign(gap=...)``),
+    taken at each run's last epoch or at ``epoch``. Needs at least two seeds on each side.
     """
-    if metric not in _RATES:
-        raise ValueError(f"metric={metric!r} is not a metric column; use one of {list(_RATES)}")
-    values = []
-    for side, where in (("a", a), ("b", b)):
-        rows = _at(select(frame, **where), epoch)[metric]
-        if len(rows) < 2:
-            raise ValueError(f"difference: side {side} ({where}) has {len(rows)} run(s) at that epoch; "
-                             f"a spread needs at least two seeds")
-        values.append((float(rows.mean()), float(rows.std(ddof=1)), int(len(rows))))
-    return Difference(metric, *values[0], *values[1])
+    if metric not in frame.columns or metric in RUN_KEY + ("epoch", "data"):
+        raise ValueError(f"metric={metric!r} is not a metric column; use one of {list(_RATES)} or a column you added")
+    return Difference.of(metric, _at(select(frame, **a), epoch)[metric], _at(select(frame, **b), epoch)[metric],
+                         where=(a, b))
 
 
 def compare_table(frame, rows: dict, metrics: Sequence[str] = ("train_loss", "train_acc", "test_acc"),

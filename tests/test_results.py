@@ -205,3 +205,20 @@ def test_committed_published_constant_repeats_corrected_constant_exactly():
         pd.testing.assert_frame_equal(a, b)
         compared += 1
     assert compared >= 1
+
+
+def test_difference_of_per_run_values_and_its_description():
+    d = results.Difference.of("gap", [0.10, 0.12, 0.14], [0.02, 0.03, 0.04])
+    # means 0.12 and 0.03, sds 0.02 and 0.01: diff 0.09 > 2 * 0.02
+    assert math.isclose(d.diff, 0.09) and math.isclose(d.spread, 0.02) and d.exceeds_spread
+    assert d.describe() == "+0.090 (larger sd 0.020): exceeds the spread"
+    assert results.Difference.of("x", [1, 2], [1.5, 2.5]).describe(1) == "-0.5 (larger sd 0.7): within the spread"
+    with pytest.raises(ValueError, match="non-finite"):
+        results.Difference.of("x", [1, float("nan")], [1, 2])
+
+
+def test_difference_accepts_a_derived_column():
+    frame = pd.DataFrame(rows()).assign(gap=lambda f: f.train_acc - f.test_acc)
+    both = pd.concat([frame, frame.assign(schedule="u", gap=frame.gap + 1)])
+    d = results.difference(both, {"schedule": "u"}, {"schedule": "s"}, metric="gap")
+    assert math.isclose(d.diff, 1.0) and d.exceeds_spread
