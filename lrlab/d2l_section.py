@@ -38,6 +38,9 @@ from the book).
 import contextlib
 import io
 import math
+from dataclasses import dataclass
+
+from typing import Optional
 
 import torch
 from torch import nn
@@ -62,6 +65,9 @@ __all__ = [
     "LABELS",
     "published_rates",
     "results_rows",
+    "Claim",
+    "CLAIMS",
+    "check_claims",
 ]
 
 
@@ -340,3 +346,88 @@ def results_rows(runs=RUNS, variants=("corrected", "published")):
             rows[f"{LABELS[run]}: {names[variant]}"] = {"variant": variant, "schedule": run}
         rows[f"{LABELS[run]}: printed by d2l (one run)"] = PRINTED[run]
     return rows
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement the section makes about its runs, as a comparison of two runs on one measure.
+
+    The claim says that run ``a`` has a larger (``sign=+1``) or smaller (``sign=-1``) ``measure`` than run
+    ``b``; ``sign=0`` marks a statement that no outcome can contradict. ``measure`` is a column of the
+    results table or one of the derived measures of :func:`check_claims` (``gap``, ``roughness``), at
+    each run's last epoch unless ``epoch`` is given. ``says`` paraphrases the section (the course's
+    words, not the book's).
+    """
+
+    name: str
+    says: str
+    a: str
+    b: str
+    measure: str
+    sign: int
+    epoch: Optional[int] = None
+
+
+#: The section's statements about its own runs that its results can check (its text, in our words).
+CLAIMS = (
+    Claim("sqrt_better", "the square-root run does better than the constant rate", "square_root", "constant",
+          "test_acc", +1),
+    Claim("sqrt_smoother", "the square-root run's curves are smoother", "square_root", "constant", "roughness", -1),
+    Claim("sqrt_less_overfitting", "the square-root run overfits less", "square_root", "constant", "gap", -1),
+    Claim("small_steps_near_zero", "smaller steps keep the parameters closer to zero (an argument it cites)",
+          "square_root", "constant", "weight_norm", -1),
+    Claim("multi_step_better", "the multi-step schedule gives a better solution", "multi_step", "constant",
+          "test_acc", +1),
+    Claim("cosine_maybe", "cosine may improve results, but not necessarily", "cosine", "constant", "test_acc", 0),
+    Claim("warmup_early", "with warmup the network converges better in the first 5 epochs", "cosine_warmup",
+          "cosine", "train_loss", -1, epoch=4),
+)
+#: The summary's statement that lowering the rate during training improves accuracy and reduces overfitting,
+#: for each decaying schedule against the constant rate.
+CLAIMS += tuple(
+    Claim(f"decay_{measure}_{run}", f"decaying the rate ({LABELS[run]}) {what}", run, "constant", measure, sign)
+    for run in ("square_root", "multi_step", "cosine", "cosine_warmup")
+    for measure, what, sign in (("test_acc", "improves accuracy", +1), ("gap", "reduces overfitting", -1))
+)
+
+
+def _with_measures(frame):
+    """The table with two per-run measures added to every row: ``gap`` (train acc - test acc of that
+    epoch) and ``roughness`` (the run's mean absolute change of test accuracy from one epoch to the
+    next over the last two thirds of its epochs)."""
+    frame = frame.assign(gap=frame["train_acc"] - frame["test_acc"])
+    keys = ["experiment", "variant", "schedule", "seed", "data"]
+    last = frame.groupby(keys)["epoch"].transform("max")
+    late = frame[frame["epoch"] >= (last + 1) / 3].sort_values("epoch")
+    rough = late.groupby(keys)["test_acc"].apply(lambda s: s.diff().abs().mean()).rename("roughness")
+    return frame.join(rough, on=keys)
+
+
+def check_claims(frame, claims=CLAIMS, variants=("published", "corrected")):
+    """Each claim measured on each variant: a DataFrame with the claim, the measured difference and a verdict.
+
+    The difference is ``measure(a) - measure(b)`` over seeds (:class:`lrlab.results.Difference`). Verdicts:
+    ``"supported"`` (the sign the claim expects, beyond the spread), ``"contradicted"`` (the other sign,
+    beyond the spread), ``"not shown (within the spread)"``, or, for a claim no outcome can contradict,
+    ``"consistent (any outcome is)"``.
+    """
+    import pandas as pd
+
+    from .results import difference
+
+    measured = _with_measures(frame)
+    rows = []
+    for claim in claims:
+        for variant in variants:
+            d = difference(measured, {"variant": variant, "schedule": claim.a},
+                           {"variant": variant, "schedule": claim.b}, metric=claim.measure, epoch=claim.epoch)
+            if claim.sign == 0:
+                verdict = "consistent (any outcome is)"
+            elif not d.exceeds_spread:
+                verdict = "not shown (within the spread)"
+            else:
+                verdict = "supported" if d.diff * claim.sign > 0 else "contradicted"
+            rows.append({"claim": claim.name, "d2l says": claim.says, "variant": variant,
+                         "measure": claim.measure + ("" if claim.epoch is None else f" at epoch {claim.epoch}"),
+                         "difference": d.diff, "larger sd": d.spread, "verdict": verdict})
+    return pd.DataFrame(rows)

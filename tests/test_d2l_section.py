@@ -2,6 +2,7 @@
 off the rates its loop really trains at. These are the facts the errata chapter shows."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,3 +155,89 @@ def test_animator_disabled_restores_d2l_animator_after_an_error():
             assert d2l.Animator is not original
             raise RuntimeError("boom")
     assert d2l.Animator is original
+
+
+# ------------------------------------------------------------------------------------------------ claims vs measurements
+
+
+def _runs(schedule, test_accs_per_seed, train_acc=0.9, variant="published", train_loss=0.5):
+    rows = []
+    for seed, accs in enumerate(test_accs_per_seed):
+        for epoch, acc in enumerate(accs):
+            rows.append({"experiment": "d2l", "variant": variant, "schedule": schedule, "seed": seed, "epoch": epoch,
+                         "lr": 0.1, "train_loss": train_loss + seed * 0.01, "train_acc": train_acc,
+                         "test_loss": 1.0, "test_acc": acc, "seconds": 1.0, "weight_norm": 1.0, "data": "d"})
+    return rows
+
+
+def test_measures_by_hand():
+    import pandas as pd
+
+    frame = pd.DataFrame(_runs("constant", [[0.1, 0.5, 0.3, 0.7, 0.6, 0.9]]))
+    measured = S._with_measures(frame)
+    # last two thirds of 6 epochs: epochs 2..5 (epoch >= 6/3 = 2): changes 0.4, 0.1, 0.3 -> mean 0.8 / 3
+    assert measured["roughness"].iloc[0] == pytest.approx(0.8 / 3)
+    assert measured["gap"].tolist() == pytest.approx([0.9 - a for a in [0.1, 0.5, 0.3, 0.7, 0.6, 0.9]])
+
+
+def test_check_claims_verdicts():
+    import pandas as pd
+
+    rows = (_runs("constant", [[0.80, 0.80], [0.81, 0.81], [0.82, 0.82]])
+            + _runs("square_root", [[0.90, 0.90], [0.91, 0.91], [0.92, 0.92]])      # clearly better
+            + _runs("multi_step", [[0.70, 0.70], [0.71, 0.71], [0.72, 0.72]])       # clearly worse
+            + _runs("cosine", [[0.80, 0.81], [0.82, 0.81], [0.81, 0.82]]))          # within the spread
+    claims = [c for c in S.CLAIMS if c.name in ("sqrt_better", "multi_step_better", "cosine_maybe",
+                                                           "decay_test_acc_cosine")]
+    table = S.check_claims(pd.DataFrame(rows), claims, variants=("published",)).set_index("claim")
+    assert table.loc["sqrt_better", "verdict"] == "supported"
+    assert table.loc["sqrt_better", "difference"] == pytest.approx(0.10)
+    assert table.loc["multi_step_better", "verdict"] == "contradicted"
+    assert table.loc["cosine_maybe", "verdict"] == "consistent (any outcome is)"
+    assert table.loc["decay_test_acc_cosine", "verdict"] == "not shown (within the spread)"
+
+
+def test_every_claim_names_runs_of_the_section():
+    for claim in S.CLAIMS:
+        assert claim.a in S.RUNS and claim.b in S.RUNS and claim.sign in (-1, 0, 1)
+    assert len({c.name for c in S.CLAIMS}) == len(S.CLAIMS)
+
+
+# ------------------------------------------------------------------------------------------------ the published runs
+
+
+def test_published_rates_replay_each_runs_cells():
+    assert S.published_rates("constant") == [0.3] * 30
+    assert S.published_rates("multi_step") == [0.125] * 30           # stepped 30 times by the plot cell
+    sqrt = S.published_rates("square_root")
+    assert sqrt[:2] == [0.1, 0.1] and sqrt[2] == pytest.approx(0.1 / math.sqrt(2))   # one epoch late
+    warm = S.published_rates("cosine_warmup")
+    assert warm[:3] == [0.3, 0.0, pytest.approx(0.06)] and warm[6] == pytest.approx(0.3)
+    cos = S.published_rates("cosine")
+    assert cos[0] == cos[1] == 0.3 and cos[21:] == [pytest.approx(0.01)] * 9
+    assert S.published_rates("cosine", 5) == cos[:5]
+    with pytest.raises(ValueError, match="is not one of the section's runs"):
+        S.published_rates("poly")
+
+
+def test_results_rows_pair_each_run_with_its_printed_numbers():
+    rows = S.results_rows(["cosine"])
+    assert list(rows) == ["cosine: lrlab, schedule as described", "cosine: lrlab, rates d2l's code used",
+                          "cosine: printed by d2l (one run)"]
+    assert rows["cosine: printed by d2l (one run)"] == (0.207, 0.923, 0.892)
+    assert rows["cosine: lrlab, rates d2l's code used"] == {"variant": "published", "schedule": "cosine"}
+
+
+SEED_NOTEBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "seeds" / "d2l_zh_lr_scheduler.ipynb"
+
+
+@pytest.mark.skipif(not SEED_NOTEBOOK.exists(), reason="the course's sources (../shared/seeds) are absent")
+def test_printed_numbers_are_the_source_notebooks():
+    import json
+    import re
+
+    outputs = [o for c in json.loads(SEED_NOTEBOOK.read_text())["cells"] for o in c.get("outputs", [])
+               if "text" in o]
+    printed = [tuple(float(x) for x in m) for o in outputs
+               for m in re.findall(r"train loss ([\d.]+), train acc ([\d.]+), test acc ([\d.]+)", "".join(o["text"]))]
+    assert printed == [S.PRINTED[run] for run in S.RUNS]  # the five train cells, in the book's order
