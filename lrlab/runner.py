@@ -7,11 +7,11 @@ writes its tidy table and provenance under ``book/results/`` (see :mod:`lrlab.re
     The five runs of d2l's "Learning Rate Scheduling" section (LeNet, Fashion-MNIST, batch 256, SGD,
     30 epochs), each in two variants: ``corrected`` (lrlab applies the schedule the text describes)
     and ``published`` (the rates d2l's code really trained at, from
-    :func:`lrlab.d2l_section.published_rates`). Seeds 0, 1, 2.
+    :func:`lrlab.d2l_section.published_rates`). Seeds 0 to 4.
 ``mnist_cnn``
     The MNIST tutorial's setup (``ImprovedCNN``, batch 64, Adam 1e-3, 10 epochs): ``StepLR(5, 0.5)``
     and ``CosineAnnealingLR(T_max=20)`` as written, the cosine corrected to ``T_max=10`` (the number
-    of epochs), and a constant rate (the course's baseline). Seeds 42 (the tutorial's), 43, 44. On the
+    of epochs), and a constant rate (the course's baseline). Seeds 42 (the tutorial's) to 46. On the
     real MNIST splits when they are on disk, else on the MNIST test split cut 8,000 / 2,000
     (:func:`lrlab.data.load_data_mnist_test_split`), which the ``data`` column says.
 
@@ -175,12 +175,12 @@ STUDIES = {
     "d2l": Study(
         "d2l", "d2l",
         tuple(_d2l_arm(v, n) for v in ("corrected", "published") for n in _d2l.RUNS),
-        (0, 1, 2),
+        (0, 1, 2, 3, 4),
         "d2l's five schedules on LeNet / Fashion-MNIST, as the text describes them and as the code ran them",
         _experiment_data,
     ),
     "mnist_cnn": Study(
-        "mnist_cnn", "mnist_cnn", _MNIST_ARMS, (42, 43, 44),
+        "mnist_cnn", "mnist_cnn", _MNIST_ARMS, (42, 43, 44, 45, 46),
         "the MNIST tutorial's ImprovedCNN with Adam under StepLR and CosineAnnealingLR",
         _mnist_data,
     ),
@@ -408,7 +408,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("studies", nargs="*", default=list(STUDIES), metavar="STUDY",
                    help=f"studies to run (default: all): {', '.join(STUDIES)}")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="seeds (default: each study's own: d2l 0 1 2, mnist_cnn 42 43 44)")
+                   help="seeds (default: each study's own: d2l 0 to 4, mnist_cnn 42 to 46)")
     p.add_argument("--out", default=None, help="where the tables go (default: book/results in the full profile)")
     p.add_argument("--root", default=None, help="the datasets' folder (default: $LRLAB_DATA, else ~/.cache/lrlab)")
     p.add_argument("--profile", default=None, choices=_profiles.PROFILES,

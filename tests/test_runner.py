@@ -32,8 +32,8 @@ def no_seconds(rows):
 
 def test_plan_lists_every_arm_for_every_seed():
     plan = runner.plan(["d2l", "mnist_cnn"])
-    assert len(plan) == 10 * 3 + 4 * 3
-    assert plan[0].id == "d2l.corrected.constant.seed0" and plan[-1].id == "mnist_cnn.course.constant.seed44"
+    assert len(plan) == 10 * 5 + 4 * 5
+    assert plan[0].id == "d2l.corrected.constant.seed0" and plan[-1].id == "mnist_cnn.course.constant.seed46"
     assert {r.variant for r in plan if r.study == "d2l"} == {"corrected", "published"}
     assert len(runner.plan(["mnist_cnn"], seeds=[7])) == 4
 
