@@ -235,7 +235,7 @@ def plot_lr_trace(history, schedule=None, *, ax=None, figsize=(5.0, 3.0), title:
     return fig
 
 
-def plot_runs(frame, groups, metrics: Sequence[str] = ("train_loss", "test_acc"), *, figsize=None,
+def plot_runs(frame, groups, metrics: Sequence = ("train_loss", "test_acc"), *, figsize=None,
               title: Optional[str] = None):
     """Measured runs from a results table: per epoch, the mean over seeds and a band of ± one standard deviation.
 
@@ -243,42 +243,50 @@ def plot_runs(frame, groups, metrics: Sequence[str] = ("train_loss", "test_acc")
         frame: a results table (:func:`lrlab.results.read_table`).
         groups: a dict ``label -> dict of column values`` selecting each group's runs, e.g.
             ``{"cosine": {"variant": "corrected", "schedule": "cosine"}}``; one colour per group.
-        metrics: the columns to draw, one panel each (``lr``, ``train_loss``, ``train_acc``,
-            ``test_loss``, ``test_acc``, ``weight_norm``, ``seconds``).
-        figsize: default ``(3.6 * len(metrics), 3.0)``.
+        metrics: the panels, one per entry: a column name (``lr``, ``train_loss``, ``train_acc``,
+            ``test_loss``, ``test_acc``, ``weight_norm``, ``seconds``) or a tuple of them drawn on the
+            same axes, one line style each (e.g. ``("train_acc", "test_acc")`` shows the gap).
+        figsize: default ``(3.6 * number of panels, 3.0)``.
 
-    The x axis is the epoch ``t`` (0-based), as in :func:`plot_histories`. A group of one seed is drawn
-    without a band.
+    The x axis is the epoch ``t`` (0-based), as in :func:`plot_histories`; rates are drawn as steps
+    (a rate holds for a whole epoch). A group of one seed is drawn without a band.
     """
     from . import results as _results
 
     if isinstance(metrics, str):
         metrics = (metrics,)
-    metrics = tuple(metrics)
-    if not groups:
-        raise ValueError("groups is empty: pass a dict label -> {column: value} with at least one entry")
-    for m in metrics:
+    panels = [(m,) if isinstance(m, str) else tuple(m) for m in metrics]
+    if not panels or not all(panels):
+        raise ValueError("metrics is empty: name at least one column, e.g. metrics=('test_acc',)")
+    for m in (m for panel in panels for m in panel):
         if m not in _METRIC_LABELS:
             raise ValueError(f"unknown metric {m!r}; choose from {sorted(_METRIC_LABELS)}")
-    fig, axes = _new_axes(None, figsize or (3.6 * len(metrics), 3.0), ncols=len(metrics))
+    if not groups:
+        raise ValueError("groups is empty: pass a dict label -> {column: value} with at least one entry")
+    fig, axes = _new_axes(None, figsize or (3.6 * len(panels), 3.0), ncols=len(panels))
+    styles = ("-", "--", ":", "-.")
     for k, (label, where) in enumerate(groups.items()):
         rows = _results.select(frame, **where)
-        for axis, metric in zip(axes, metrics):
-            stats = rows.groupby("epoch")[metric].agg(["mean", "std", "count"])
-            x = stats.index.to_numpy()
-            mean, sd = stats["mean"].to_numpy(), stats["std"].to_numpy()
-            n = int(stats["count"].min())
-            colour = f"C{k % 10}"
-            steps = {"drawstyle": "steps-post"} if metric == "lr" else {}  # a rate holds for a whole epoch
-            axis.plot(x, mean, color=colour, label=f"{label} (n = {n})", **steps)
-            if n > 1:
-                axis.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.2, linewidth=0,
-                                  step="post" if steps else None)
-    for axis, metric in zip(axes, metrics):
+        colour = f"C{k % 10}"
+        for axis, panel in zip(axes, panels):
+            for j, metric in enumerate(panel):
+                stats = rows.groupby("epoch")[metric].agg(["mean", "std", "count"])
+                x = stats.index.to_numpy()
+                mean, sd = stats["mean"].to_numpy(), stats["std"].to_numpy()
+                n = int(stats["count"].min())
+                steps = {"drawstyle": "steps-post"} if metric == "lr" else {}
+                name = f"{label} (n = {n})" if len(panel) == 1 else f"{label}, {_METRIC_LABELS[metric]} (n = {n})"
+                axis.plot(x, mean, color=colour, linestyle=styles[j % len(styles)], label=name, **steps)
+                if n > 1:
+                    axis.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.2, linewidth=0,
+                                      step="post" if steps else None)
+    for axis, panel in zip(axes, panels):
         axis.set_xlabel("epoch")
-        axis.set_ylabel(_METRIC_LABELS[metric])
+        axis.set_ylabel(" / ".join(_METRIC_LABELS[m] for m in panel))
         axis.grid(True, alpha=0.3)
-    axes[0].legend(fontsize="small")
+    for axis, panel in zip(axes, panels):
+        if len(panel) > 1 or axis is axes[0]:
+            axis.legend(fontsize="small")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

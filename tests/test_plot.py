@@ -210,3 +210,51 @@ def test_live_plot_is_throttled_and_draws_the_final_state(monkeypatch):
     assert live.ax_lr.get_ylabel() == "learning rate"
     live.close(h)  # already drawn: nothing more
     assert len([s for s in shown if s[1] == "Image"]) == 2
+
+
+# --------------------------------------------------------------------------- measured runs with a band
+
+
+def results_frame():
+    import pandas as pd
+
+    rows = []
+    for schedule, lrs in (("a", [0.3, 0.3, 0.1]), ("b", [0.2, 0.2, 0.2])):
+        for seed in range(3):
+            for epoch, lr in enumerate(lrs):
+                rows.append({"experiment": "x", "variant": "v", "schedule": schedule, "seed": seed, "epoch": epoch,
+                             "lr": lr, "train_loss": 1.0 - 0.1 * epoch + 0.01 * seed, "train_acc": 0.5,
+                             "test_loss": 1.0, "test_acc": 0.4 + 0.1 * seed, "seconds": 1.0, "weight_norm": 2.0,
+                             "data": "d"})
+    return pd.DataFrame(rows)
+
+
+def test_plot_runs_draws_mean_lines_with_a_band_of_one_sd():
+    from lrlab.plot import plot_runs
+
+    groups = {"A": {"schedule": "a"}, "B": {"schedule": "b"}}
+    fig = plot_runs(results_frame(), groups, metrics=("lr", ("train_acc", "test_acc")))
+    rate_ax, acc_ax = fig.axes
+    rate_lines = lines_by_label(rate_ax)
+    assert set(rate_lines) == {"A (n = 3)", "B (n = 3)"}
+    assert rate_lines["A (n = 3)"].get_drawstyle() == "steps-post"
+    assert list(rate_lines["A (n = 3)"].get_ydata()) == pytest.approx([0.3, 0.3, 0.1])
+    acc_lines = lines_by_label(acc_ax)
+    assert set(acc_lines) == {"A, train accuracy (n = 3)", "A, test accuracy (n = 3)", "B, train accuracy (n = 3)",
+                              "B, test accuracy (n = 3)"}
+    assert list(acc_lines["A, test accuracy (n = 3)"].get_ydata()) == pytest.approx([0.5] * 3)  # mean of .4, .5, .6
+    band = [c for c in acc_ax.collections if c.get_paths()]
+    ys = np.concatenate([p.vertices[:, 1] for c in band for p in c.get_paths()])
+    assert ys.max() == pytest.approx(0.6) and ys.min() == pytest.approx(0.4)  # mean +- sd (sd = 0.1)
+    assert acc_ax.get_ylabel() == "train accuracy / test accuracy"
+
+
+def test_plot_runs_rejects_bad_arguments():
+    from lrlab.plot import plot_runs
+
+    with pytest.raises(ValueError, match="unknown metric 'acc'"):
+        plot_runs(results_frame(), {"A": {"schedule": "a"}}, metrics=("acc",))
+    with pytest.raises(ValueError, match="groups is empty"):
+        plot_runs(results_frame(), {})
+    with pytest.raises(ValueError, match="no row has"):
+        plot_runs(results_frame(), {"C": {"schedule": "c"}})
