@@ -25,7 +25,7 @@ from .schedules import (
 from .lr_scheduler import ScheduleLR, WarmupMultiFactorScheduler, trace_scheduler
 from .device import try_gpu
 from .profiles import Experiment, experiment, get_profile
-from .data import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist
+from .data import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist, validation_split
 from .models import ImprovedCNN, LeNet, SimpleModel
 from .train import History, evaluate_accuracy, train
 from .plot import plot_histories, plot_lr_trace, plot_runs, plot_schedules
@@ -40,7 +40,7 @@ __all__ = [
     "ScheduleLR", "WarmupMultiFactorScheduler", "trace_scheduler",
     # training harness
     "try_gpu", "Experiment", "experiment", "get_profile", "TensorLoader", "load_data_fashion_mnist",
-    "load_data_mnist", "load_data_cifar10", "LeNet", "SimpleModel", "ImprovedCNN", "History", "train",
+    "load_data_mnist", "load_data_cifar10", "validation_split", "LeNet", "SimpleModel", "ImprovedCNN", "History", "train",
     "evaluate_accuracy", "plot_schedules", "plot_histories", "plot_lr_trace",
     # measured results (book/results)
     "read_table", "plot_runs",

@@ -72,6 +72,7 @@ __all__ = [
     "load_data_mnist",
     "load_data_cifar10",
     "load_data_mnist_test_split",
+    "validation_split",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -704,3 +705,30 @@ def load_data_mnist_test_split(
     train, test = order[:num_train], order[num_train:]
     return make_loaders(X[train], y[train], X[test], y[test], batch_size, _transform_for("mnist"), seed=seed,
                         max_batches=max_batches, device=device)
+
+
+def validation_split(train_iter: TensorLoader, num_valid: int, seed: int = 0) -> Tuple[TensorLoader, TensorLoader]:
+    """Carve a validation set out of a training loader: ``(train_iter, valid_iter)``.
+
+    Decisions taken during training (when ``ReduceLROnPlateau`` cuts the rate, which epoch or which
+    schedule to keep) must not look at the test set, or its accuracy stops being an honest estimate.
+    This holds ``num_valid`` training examples out for them: a permutation drawn from a generator
+    seeded with ``seed`` (independent of the loader's shuffling seed) picks them, so the same call
+    always holds out the same examples. The course holds out 5,000 of Fashion-MNIST's 60,000 training
+    images (one in twelve).
+
+    The new training loader keeps ``train_iter``'s batch size, shuffling (and its seed), ``max_batches``
+    and transform, over the remaining examples; the validation loader has the same batch size,
+    ``max_batches`` and transform, unshuffled.
+    """
+    if not isinstance(train_iter, TensorLoader):
+        raise TypeError(f"validation_split needs a TensorLoader (lrlab's loaders return them); got {type(train_iter).__name__}")
+    n = train_iter.X.shape[0]
+    if isinstance(num_valid, bool) or not isinstance(num_valid, int) or not 1 <= num_valid < n:
+        raise ValueError(f"num_valid must be an int in 1..{n - 1} (the loader holds {n} examples); got {num_valid!r}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(train_iter.X.device)
+    keep, held = order[num_valid:].sort().values, order[:num_valid].sort().values
+    common = dict(batch_size=train_iter.batch_size, max_batches=train_iter.max_batches, transform=train_iter.transform)
+    train = TensorLoader(train_iter.X[keep], train_iter.y[keep], shuffle=train_iter.shuffle, seed=train_iter.seed, **common)
+    valid = TensorLoader(train_iter.X[held], train_iter.y[held], shuffle=False, **common)
+    return train, valid

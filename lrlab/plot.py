@@ -39,6 +39,8 @@ _METRIC_LABELS = {
     "lr": "learning rate",
     "train_loss": "train loss",
     "train_acc": "train accuracy",
+    "valid_loss": "validation loss",
+    "valid_acc": "validation accuracy",
     "test_loss": "test loss",
     "test_acc": "test accuracy",
     "seconds": "seconds per epoch",

@@ -38,8 +38,8 @@ from .schedules import _checked_rate
 __all__ = ["History", "train", "evaluate_accuracy"]
 
 _STEP_PER = ("epoch", "update")
-_PLATEAU_METRICS = ("test_loss", "train_loss")
-_METRICS = ("lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+_PLATEAU_METRICS = ("valid_loss", "train_loss", "test_loss")
+_METRICS = ("lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "seconds")
 # On an accelerator, checking the running loss for NaN costs a host sync: do it every this many updates
 # (and at each epoch's end). On the CPU there is nothing to sync, so every update is checked.
 _NONFINITE_CHECK_EVERY = 50
@@ -55,6 +55,8 @@ class History:
             the epoch's first update; see ``lr_per_update``).
         train_loss: mean training loss over the epoch's examples (as the net was updated during it).
         train_acc: fraction of the epoch's training examples classified correctly, during training.
+        valid_loss: mean loss on ``valid_iter`` after the epoch (NaN without a ``valid_iter``).
+        valid_acc: accuracy on ``valid_iter`` after the epoch (NaN without a ``valid_iter``).
         test_loss: mean loss on ``test_iter`` after the epoch (NaN without a ``test_iter``).
         test_acc: accuracy on ``test_iter`` after the epoch (NaN without a ``test_iter``).
         seconds: wall-clock seconds of the epoch, training plus evaluation.
@@ -68,6 +70,8 @@ class History:
     lr: list = field(default_factory=list)
     train_loss: list = field(default_factory=list)
     train_acc: list = field(default_factory=list)
+    valid_loss: list = field(default_factory=list)
+    valid_acc: list = field(default_factory=list)
     test_loss: list = field(default_factory=list)
     test_acc: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
@@ -103,7 +107,8 @@ class History:
 
     def to_table(self, digits: int = 4, *, seconds: bool = False) -> str:
         """A plain-text table, one row per epoch (deterministic: no timings unless ``seconds=True``)."""
-        columns = ["lr", "train_loss", "train_acc", "test_loss", "test_acc"] + (["seconds"] if seconds else [])
+        valid = ["valid_loss", "valid_acc"] if any(math.isfinite(v) for v in self.valid_loss) else []
+        columns = ["lr", "train_loss", "train_acc"] + valid + ["test_loss", "test_acc"] + (["seconds"] if seconds else [])
         header = ["epoch"] + columns
         rows = [[str(e)] + [f"{getattr(self, c)[t]:.{digits}g}" if c == "lr" else f"{getattr(self, c)[t]:.{digits}f}"
                             for c in columns] for t, e in enumerate(self.epochs)]
@@ -284,12 +289,13 @@ def train(
     scheduler: Any = None,
     *,
     step_per: str = "epoch",
-    plateau_metric: str = "test_loss",
+    plateau_metric: str = "valid_loss",
     live: Any = None,
     init: Any = None,
     redraw_seconds: float = 0.5,
     channels_last: Optional[bool] = None,
     start_epoch: int = 0,
+    valid_iter: Optional[Iterable] = None,
 ) -> History:
     """Train ``net`` for ``num_epochs`` epochs under ``scheduler`` and return the :class:`History`.
 
@@ -314,10 +320,15 @@ def train(
             * any ``torch.optim.lr_scheduler.LRScheduler`` (user-defined subclasses too), built on
               ``trainer``: ``scheduler.step()`` after each epoch, or after each update with
               ``step_per="update"``.
-            * ``ReduceLROnPlateau``: ``scheduler.step(metric)`` after each epoch, with the epoch's test
-              loss (``plateau_metric="test_loss"``) or mean training loss (``"train_loss"``).
+            * ``ReduceLROnPlateau``: ``scheduler.step(metric)`` after each epoch, with the epoch's
+              validation loss (``plateau_metric="valid_loss"``, the default; needs ``valid_iter``) or
+              mean training loss (``"train_loss"``). ``"test_loss"`` is accepted but warns: a rate
+              tuned on the test set makes the test accuracy an optimistic estimate.
         step_per: ``"epoch"`` or ``"update"`` (what ``t`` counts, and when torch schedulers step).
-        plateau_metric: ``"test_loss"`` or ``"train_loss"``, for ``ReduceLROnPlateau``.
+        plateau_metric: ``"valid_loss"``, ``"train_loss"`` or ``"test_loss"``, for ``ReduceLROnPlateau``.
+        valid_iter: a validation set carved from the training data (:func:`lrlab.validation_split`),
+            evaluated after every epoch into ``History.valid_loss`` / ``valid_acc``; what decisions
+            during training (``ReduceLROnPlateau``, picking an epoch) should be based on.
         live: None (auto: a live figure and a progress line in a notebook, one printed line per epoch
             in a script), ``"notebook"``, ``"print"``, or False (silent). True means auto.
         init: None (default; keep the net's weights, as the d2l section's ``train`` does), ``"xavier"``
@@ -356,8 +367,16 @@ def train(
     if kind == "plateau":
         if step_per == "update":
             raise ValueError("ReduceLROnPlateau watches an epoch metric: use step_per='epoch' with it")
-        if plateau_metric == "test_loss" and test_iter is None:
-            raise ValueError("plateau_metric='test_loss' needs a test_iter; pass one or use plateau_metric='train_loss'")
+        if plateau_metric == "valid_loss" and valid_iter is None:
+            raise ValueError("ReduceLROnPlateau decides on the validation loss by default (plateau_metric='valid_loss'): "
+                             "pass valid_iter (carve one with lrlab.validation_split(train_iter, ...)) or use "
+                             "plateau_metric='train_loss'")
+        if plateau_metric == "test_loss":
+            if test_iter is None:
+                raise ValueError("plateau_metric='test_loss' needs a test_iter; pass valid_iter and use 'valid_loss'")
+            warnings.warn("ReduceLROnPlateau steered by the test loss: the test accuracy is then no longer an unbiased "
+                          "estimate; use a validation split (valid_iter, plateau_metric='valid_loss')",
+                          UserWarning, stacklevel=2)
     if init is None:
         init_fn = None
     elif init == "xavier":
@@ -437,8 +456,8 @@ def train(
         history.train_loss.append(loss_total / n if bad is None else bad)
         history.train_acc.append(correct_count / n)
         if bad is not None:
-            history.test_loss.append(math.nan)
-            history.test_acc.append(math.nan)
+            for name in ("valid_loss", "valid_acc", "test_loss", "test_acc"):
+                getattr(history, name).append(math.nan)
             history.seconds.append(time.perf_counter() - start)
             history.stopped = _stop_message(bad, epoch, num_epochs, epoch_lr)
             with warnings.catch_warnings():
@@ -446,17 +465,17 @@ def train(
                 warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
             progress.update(history, final=True)
             break
-        if test_iter is not None:
-            test_acc, test_loss = _evaluate(net, test_iter, device, loss)
-        else:
-            test_acc, test_loss = math.nan, math.nan
+        valid_acc, valid_loss = _evaluate(net, valid_iter, device, loss) if valid_iter is not None else (math.nan,) * 2
+        test_acc, test_loss = _evaluate(net, test_iter, device, loss) if test_iter is not None else (math.nan,) * 2
+        history.valid_acc.append(valid_acc)
+        history.valid_loss.append(valid_loss)
         history.test_acc.append(test_acc)
         history.test_loss.append(test_loss)
         history.seconds.append(time.perf_counter() - start)
         if kind == "torch" and not per_update:
             scheduler.step()
         elif kind == "plateau":
-            scheduler.step(test_loss if plateau_metric == "test_loss" else history.train_loss[-1])
+            scheduler.step({"valid_loss": valid_loss, "test_loss": test_loss}.get(plateau_metric, history.train_loss[-1]))
         progress.update(history, final=epoch == num_epochs - 1)
     progress.close(history)
     return history

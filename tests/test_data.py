@@ -672,3 +672,36 @@ def test_download_goes_through_the_real_torchvision_class(tmp_path, monkeypatch)
     assert [p.name for p in root.iterdir()] == ["FashionMNIST"]  # no temporary folder left
     # torchvision's class now finds the files lrlab put there, without downloading
     assert len(torchvision.datasets.FashionMNIST(str(root), train=False)) == 15
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation split
+# ------------------------------------------------------------------------------------------------
+
+
+def test_validation_split_holds_out_a_seeded_disjoint_subset():
+    X = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 1, 2, 2).contiguous()
+    y = torch.arange(100) % 10
+    loader = lrdata.TensorLoader(X, y, 16, shuffle=True, seed=3, max_batches=5, transform=lrdata.PixelTransform())
+    train, valid = lrdata.validation_split(loader, 20, seed=1)
+    ids_train = {int(v) for v in train.X[:, 0, 0, 0]}
+    ids_valid = {int(v) for v in valid.X[:, 0, 0, 0]}
+    assert len(ids_valid) == 20 and len(ids_train) == 80 and ids_train | ids_valid == set(range(100))
+    assert torch.equal(y[valid.X[:, 0, 0, 0].long()], valid.y)  # labels travel with their images
+    assert (train.batch_size, train.shuffle, train.seed, train.max_batches) == (16, True, 3, 5)
+    assert (valid.shuffle, valid.max_batches, valid.transform) == (False, 5, loader.transform)
+    again, _ = lrdata.validation_split(loader, 20, seed=1)
+    assert torch.equal(again.X, train.X)  # same seed, same hold-out
+    other, _ = lrdata.validation_split(loader, 20, seed=2)
+    assert not torch.equal(other.X, train.X)
+    reshuffled = lrdata.TensorLoader(X, y, 16, shuffle=True, seed=99)
+    assert torch.equal(lrdata.validation_split(reshuffled, 20, seed=1)[1].X, valid.X)  # independent of shuffling
+
+
+@pytest.mark.parametrize("bad", [0, 100, 2.5, True])
+def test_validation_split_rejects_bad_sizes(bad):
+    loader = lrdata.TensorLoader(torch.zeros(100, 1), torch.zeros(100), 10)
+    with pytest.raises(ValueError, match=r"num_valid must be an int in 1\.\.99"):
+        lrdata.validation_split(loader, bad)
+    with pytest.raises(TypeError, match="needs a TensorLoader"):
+        lrdata.validation_split([(torch.zeros(1), torch.zeros(1))], 1)

@@ -3,6 +3,7 @@ repeatability, evaluate_accuracy against d2l's, and the real-data bar on the gen
 
 import gzip
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -173,12 +174,17 @@ class RecordingPlateau(lr_scheduler.ReduceLROnPlateau):
         return super().step(metrics, *args, **kwargs)
 
 
-@pytest.mark.parametrize("metric", ["test_loss", "train_loss"])
+@pytest.mark.parametrize("metric", ["valid_loss", "train_loss", "test_loss"])
 def test_reduce_lr_on_plateau_gets_the_epoch_loss(metric):
     net, opt, tr, te = setup(lr=0.5)
+    X, y = tiny_data(48, seed=1)
+    va = batches(X, y, 24)
     sched = RecordingPlateau(opt, factor=0.5, patience=0, threshold=0.9)
-    h = run(net, opt, tr, te, 5, sched, plateau_metric=metric)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        h = run(net, opt, tr, te, 5, sched, plateau_metric=metric, valid_iter=va)
     assert sched.metrics_seen == getattr(h, metric)
+    assert any("test loss" in str(w.message) for w in caught) == (metric == "test_loss")
     # Replay the same metrics through a fresh ReduceLROnPlateau: the rates must match History.lr.
     replay_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
     replay = lr_scheduler.ReduceLROnPlateau(replay_opt, factor=0.5, patience=0, threshold=0.9)
@@ -188,6 +194,18 @@ def test_reduce_lr_on_plateau_gets_the_epoch_loss(metric):
         replay.step(value)
     assert h.lr == expected
     assert min(h.lr) < 0.5  # the 90% threshold makes some epochs count as no improvement
+
+
+def test_validation_metrics_are_recorded_and_shown():
+    net, opt, tr, te = setup()
+    X, y = tiny_data(48, seed=2)
+    h = run(net, opt, tr, te, 2, valid_iter=batches(X, y, 16))
+    with torch.no_grad():
+        expected = nn.functional.cross_entropy(net(X), y).item()
+    assert h.valid_loss[-1] == pytest.approx(expected, rel=1e-6)
+    assert 0 <= h.valid_acc[-1] <= 1 and "valid_acc" in h.to_table().splitlines()[0]
+    plain = run(tiny_net(), torch.optim.SGD(tiny_net().parameters(), lr=0.1), tr, te, 1)
+    assert math.isnan(plain.valid_loss[0]) and "valid" not in plain.to_table()
 
 
 def test_test_loss_is_the_mean_loss_on_the_test_data():
@@ -437,12 +455,14 @@ def test_scheduler_on_another_optimizer_is_rejected():
         run(net, opt, tr, te, 1, lr_scheduler.StepLR(other, 1))
 
 
-def test_plateau_needs_epoch_stepping_and_test_data():
+def test_plateau_needs_epoch_stepping_and_a_validation_set():
     net, opt, tr, te = setup()
     with pytest.raises(ValueError, match="step_per='epoch'"):
-        run(net, opt, tr, te, 1, lr_scheduler.ReduceLROnPlateau(opt), step_per="update")
-    with pytest.raises(ValueError, match="test_iter"):
-        run(net, opt, tr, None, 1, lr_scheduler.ReduceLROnPlateau(opt))
+        run(net, opt, tr, te, 1, lr_scheduler.ReduceLROnPlateau(opt), step_per="update", valid_iter=te)
+    with pytest.raises(ValueError, match=r"pass valid_iter \(carve one with lrlab.validation_split"):
+        run(net, opt, tr, te, 1, lr_scheduler.ReduceLROnPlateau(opt))
+    with pytest.raises(ValueError, match="needs a test_iter"):
+        run(net, opt, tr, None, 1, lr_scheduler.ReduceLROnPlateau(opt), plateau_metric="test_loss")
 
 
 def _conv_setup():
