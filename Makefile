@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lrlab-installed
 
-.PHONY: book test install benchmark results clean distclean
+.PHONY: book test install benchmark results sync clean distclean
 
 # jupyter-book caches executed notebooks by their code, not by LRLAB_PROFILE: a cache made in
 # another profile is dropped, so a smoke build never passes for a full one.
@@ -30,6 +30,10 @@ benchmark: $(STAMP)
 # other work on a small machine from slowing the busy-waiting threads tenfold.
 results: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m lrlab.runner --profile full $(STUDIES) $(if $(SEEDS),--seeds $(SEEDS))
+
+# Copy the repository URL of pyproject.toml into _config.yml, the README and every chapter's set-up cell.
+sync: $(STAMP)
+	$(BIN)/python -m lrlab.course sync
 
 install: $(STAMP)
 

@@ -30,6 +30,7 @@ from .models import ImprovedCNN, LeNet, SimpleModel
 from .train import History, evaluate_accuracy, train
 from .plot import plot_histories, plot_lr_trace, plot_runs, plot_schedules
 from .results import read_table
+from . import course, results  # noqa: F401 (lrlab.course.glue, lrlab.results.compare_table in the chapters)
 
 __all__ = [
     # schedules: pure functions of the step

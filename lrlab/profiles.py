@@ -30,6 +30,7 @@ Usage in a notebook::
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -39,7 +40,7 @@ from . import data as _data
 from . import models as _models
 
 __all__ = ["PROFILES", "FULL", "LAPTOP_EPOCHS", "SMOKE_EPOCHS", "SMOKE_MAX_BATCHES", "Experiment",
-           "experiment", "get_profile"]
+           "experiment", "get_profile", "default_profile"]
 
 PROFILES = ("full", "laptop", "smoke")
 
@@ -76,17 +77,26 @@ SMOKE_SYNTHETIC_BATCHES = (SMOKE_MAX_BATCHES, 4)
 
 
 def get_profile() -> str:
-    """The run profile: ``$LRLAB_PROFILE`` ("full", "laptop" or "smoke"); unset or empty means "full".
+    """The run profile: ``$LRLAB_PROFILE`` ("full", "laptop" or "smoke"), else :func:`default_profile`.
 
     Any other value raises ``ValueError`` naming the variable and the valid values.
     """
     value = os.environ.get("LRLAB_PROFILE", "")
     if value == "":
-        return "full"
+        return default_profile()
     if value not in PROFILES:
         raise ValueError(f"LRLAB_PROFILE={value!r} is not a profile; set it to one of "
-                         f"{', '.join(repr(p) for p in PROFILES)} (unset means 'full')")
+                         f"{', '.join(repr(p) for p in PROFILES)} (unset means 'full', or 'laptop' in a Colab "
+                         f"session without a GPU)")
     return value
+
+
+def default_profile() -> str:
+    """The profile when ``LRLAB_PROFILE`` is unset: ``"laptop"`` in a Colab session without a GPU
+    (where the full CIFAR-10 runs would take hours), else ``"full"``."""
+    if "google.colab" in sys.modules and not torch.cuda.is_available():
+        return "laptop"
+    return "full"
 
 
 def _round_half_up(x: float) -> int:

@@ -1,0 +1,149 @@
+"""The book's plumbing: the repository's one URL, the set-up cell every chapter starts with, numbers glued into prose.
+
+* :func:`repository_url`: the course's repository, named in one place only, ``[project.urls]`` of
+  ``pyproject.toml``. :func:`sync` writes it into ``_config.yml`` (the Colab and repository buttons),
+  the README and every chapter's set-up cell; ``tests/test_course.py`` fails when one of them differs.
+* :func:`setup_cell_source`: the first code cell of every chapter. Where ``lrlab`` cannot be imported
+  (Colab, a fresh environment) it installs ``lrlab[book]`` from the repository and d2l without its
+  pins; elsewhere it does nothing. ``$LRLAB_INSTALL`` replaces the repository as the source (a local
+  path or wheel: how the tests run it offline).
+* :func:`glue`: numbers a chapter computes from the results, handed to the book's prose
+  (``{glue:text}`name:.3f```). Without MyST-NB (a notebook opened in Colab) it does nothing.
+
+``python -m lrlab.course sync`` (``make sync``) rewrites the three places from ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+import sys
+from pathlib import Path
+from typing import Optional
+
+__all__ = ["ROOT", "repository_url", "setup_cell_source", "SETUP_CELL_ID", "glue", "sync", "stale"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SETUP_CELL_ID = "setup"
+#: d2l is installed on its own, without its pins (see requirements.txt).
+D2L = "d2l==1.0.3"
+
+
+def repository_url(pyproject: Optional[Path] = None) -> str:
+    """The course's repository: ``Repository`` in ``[project.urls]`` of ``pyproject.toml``.
+
+    Read from the checkout's ``pyproject.toml`` when there is one, else from the installed package's
+    metadata (the same field, as ``Project-URL``).
+    """
+    path = pyproject or ROOT / "pyproject.toml"
+    if path.is_file():
+        match = re.search(r'^\[project\.urls\][^\[]*?^Repository\s*=\s*"([^"]+)"', path.read_text(), re.M | re.S)
+        if not match:
+            raise ValueError(f"{path} names no Repository in [project.urls]; add: Repository = \"https://...\"")
+        return match.group(1)
+    from importlib.metadata import metadata
+
+    for entry in metadata("lrlab").get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() == "repository":
+            return url.strip()
+    raise ValueError("the installed lrlab names no Repository URL in its metadata")  # pragma: no cover
+
+
+def setup_cell_source(url: Optional[str] = None) -> str:
+    """The set-up cell: install the course's package where it is missing, as plain Python (no magics)."""
+    url = url or repository_url()
+    return f'''# Set-up: where lrlab is missing (Colab, a fresh environment), install it from the course's repository.
+import importlib.util, os, subprocess, sys
+
+if importlib.util.find_spec("lrlab") is None:
+    source = os.environ.get("LRLAB_INSTALL", "git+{url}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"lrlab[book] @ {{source}}"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "{D2L}"], check=True)'''
+
+
+def glue(**values) -> None:
+    """Glue numbers for the book's prose: ``glue(acc=0.91)`` makes ``{glue:text}`acc:.2f``` print 0.91.
+
+    NumPy scalars become plain Python numbers first (MyST-NB formats the text it stores, and NumPy 2
+    writes ``np.float64(0.91)``). Without MyST-NB, nothing happens.
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # pragma: no cover - the course environment has MyST-NB
+        return
+    for name, value in values.items():
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, numbers.Real):
+            value = float(value)
+        _glue(name, value, display=False)
+
+
+# --------------------------------------------------------------------------------------------- sync
+
+
+def _config_with(text: str, url: str) -> str:
+    return re.sub(r"(^repository:\s*\n\s+url:\s*)(\S+)", lambda m: m.group(1) + url, text, count=1, flags=re.M)
+
+
+def _readme_with(text: str, url: str) -> str:
+    return re.sub(r"(<!-- repository -->)[^<]*(<!-- /repository -->)", lambda m: f"{m.group(1)}{url}{m.group(2)}",
+                  text, count=1)
+
+
+def _notebook_with(text: str, source: str) -> str:
+    """The notebook ``text`` with its set-up cell (the first code cell, id ``setup``) holding ``source``."""
+    import nbformat
+
+    nb = nbformat.reads(text, as_version=4)
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = SETUP_CELL_ID
+    cell.metadata["tags"] = ["remove-cell"]  # plumbing: run in notebooks, hidden in the HTML book
+    existing = [i for i, c in enumerate(nb.cells) if c.get("id") == SETUP_CELL_ID]
+    if existing:
+        nb.cells[existing[0]] = cell
+    else:
+        first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+        nb.cells.insert(first, cell)
+    out = nbformat.writes(nb)
+    return out if out.endswith("\n") else out + "\n"
+
+
+def _plan(root: Path) -> dict:
+    """``{path: (current text, synced text)}`` for every file that names the repository."""
+    url = repository_url(root / "pyproject.toml")
+    source = setup_cell_source(url)
+    out = {}
+    for path, change in ((root / "_config.yml", lambda t: _config_with(t, url)),
+                         (root / "README.md", lambda t: _readme_with(t, url))):
+        text = path.read_text(encoding="utf-8")
+        out[path] = (text, change(text))
+    for path in sorted((root / "book").glob("*.ipynb")):
+        text = path.read_text(encoding="utf-8")
+        out[path] = (text, _notebook_with(text, source))
+    return out
+
+
+def stale(root: Path = ROOT) -> list:
+    """The files whose repository URL or set-up cell differs from what :func:`sync` would write."""
+    return [path for path, (now, synced) in _plan(root).items() if now != synced]
+
+
+def sync(root: Path = ROOT) -> list:
+    """Write the repository URL and the set-up cell into ``_config.yml``, the README and every chapter."""
+    from .results import write_atomic
+
+    changed = []
+    for path, (now, synced) in _plan(root).items():
+        if now != synced:
+            write_atomic(path, synced)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if sys.argv[1:] != ["sync"]:
+        raise SystemExit("usage: python -m lrlab.course sync")
+    for path in sync():
+        print(f"synced {path.relative_to(ROOT)}")

@@ -1,0 +1,108 @@
+"""lrlab.course: one repository URL everywhere, the chapters' set-up cell (run for real in a clean environment),
+the profile a CPU-only Colab gets, and the numbers glued into the book's prose."""
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lrlab import course, profiles
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_place_names_the_one_repository_url():
+    url = course.repository_url()
+    assert url.startswith("https://") and url in (ROOT / "pyproject.toml").read_text()
+    assert course.stale() == [], "run `make sync`: these files differ from pyproject.toml's Repository URL"
+    assert f"url: {url}" in (ROOT / "_config.yml").read_text()
+    assert f"<!-- repository -->{url}<!-- /repository -->" in (ROOT / "README.md").read_text()
+
+
+def test_every_chapter_starts_with_the_set_up_cell():
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        first_code = next(c for c in cells if c["cell_type"] == "code")
+        assert first_code["id"] == course.SETUP_CELL_ID, path.name
+        assert "".join(first_code["source"]) == course.setup_cell_source(), path.name
+        assert first_code["metadata"]["tags"] == ["remove-cell"]
+
+
+def test_sync_rewrites_a_changed_url(tmp_path):
+    for name in ("_config.yml", "README.md"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "x.ipynb").write_text((ROOT / "book" / "06_poly.ipynb").read_text())
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text().replace(
+        course.repository_url(), "https://example.org/fork"))
+    assert len(course.stale(tmp_path)) == 3
+    assert len(course.sync(tmp_path)) == 3 and course.stale(tmp_path) == []
+    assert "url: https://example.org/fork" in (tmp_path / "_config.yml").read_text()
+    assert "git+https://example.org/fork" in (tmp_path / "book" / "x.ipynb").read_text()
+
+
+def test_a_missing_repository_url_is_named(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    with pytest.raises(ValueError, match=r"names no Repository in \[project\.urls\]"):
+        course.repository_url(tmp_path / "pyproject.toml")
+
+
+@pytest.mark.skipif(not (ROOT / ".venv").is_dir() and "VIRTUAL_ENV" not in os.environ,
+                    reason="needs the course's virtual environment to lend the clean one its dependencies")
+def test_set_up_cell_installs_lrlab_into_a_clean_environment(tmp_path):
+    """The cell, run by a Python that has the course's dependencies but no lrlab, installs lrlab from a wheel.
+
+    The clean environment is a venv without pip whose site-packages has a .pth line pointing at this
+    environment's site-packages: torch and the rest (pip too) are importable, lrlab is not (its editable
+    install is not seen through a .pth line). $LRLAB_INSTALL points the cell at a wheel built from this
+    checkout, and PIP_NO_INDEX keeps pip off the network.
+    """
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(ROOT)], check=True)
+    wheel = next(tmp_path.glob("lrlab-*.whl"))
+    env_dir = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "course-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    check = "import importlib.util; print(importlib.util.find_spec('lrlab') is None)"
+    env = {**os.environ, "LRLAB_INSTALL": wheel.as_uri(), "PIP_NO_INDEX": "1"}
+    env.pop("PYTHONPATH", None)
+    before = subprocess.run([str(python), "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert before.stdout.strip() == "True", before.stderr  # lrlab is missing before the cell runs
+    script = course.setup_cell_source() + "\nimport lrlab, lrlab.course\nprint(lrlab.__file__)\n"
+    ran = subprocess.run([str(python), "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().startswith(str(env_dir)), ran.stdout  # installed into the clean environment
+    again = subprocess.run([str(python), "-c", course.setup_cell_source()], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout == "", again.stderr  # with lrlab present it does nothing
+
+
+def test_cpu_only_colab_defaults_to_the_laptop_profile(monkeypatch):
+    monkeypatch.delenv("LRLAB_PROFILE", raising=False)
+    assert profiles.get_profile() == "full"
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert profiles.get_profile() == "laptop"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert profiles.get_profile() == "full"
+    monkeypatch.setenv("LRLAB_PROFILE", "smoke")
+    assert profiles.get_profile() == "smoke"
+
+
+def test_glue_stores_plain_numbers(monkeypatch):
+    import myst_nb
+
+    stored = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: stored.update({name: (value, display)}))
+    course.glue(acc=np.float64(0.91), n=np.int64(5), label="x")
+    assert stored == {"acc": (0.91, False), "n": (5, False), "label": ("x", False)}
+    assert type(stored["acc"][0]) is float and type(stored["n"][0]) is int
