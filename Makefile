@@ -16,6 +16,8 @@ book: $(STAMP)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(PROFILE)" ]; then rm -rf _build/.jupyter_cache; fi
 	@echo $(PROFILE) > _build/.lrlab-profile
+	@# the datasets first: a missing one stops here with lrlab's message, before any notebook runs
+	LRLAB_PROFILE=$(PROFILE) $(BIN)/python -m lrlab data
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is in _build/html/index.html"
 
@@ -33,7 +35,7 @@ results: $(STAMP)
 
 # Copy the repository URL of pyproject.toml into _config.yml, the README and every chapter's set-up cell.
 sync: $(STAMP)
-	$(BIN)/python -m lrlab.course sync
+	$(BIN)/python -m lrlab sync
 
 install: $(STAMP)
 

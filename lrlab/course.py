@@ -10,14 +10,13 @@
 * :func:`glue`: numbers a chapter computes from the results, handed to the book's prose
   (``{glue:text}`name:.3f```). Without MyST-NB (a notebook opened in Colab) it does nothing.
 
-``python -m lrlab.course sync`` (``make sync``) rewrites the three places from ``pyproject.toml``.
+``python -m lrlab sync`` (``make sync``) rewrites the three places from ``pyproject.toml``.
 """
 
 from __future__ import annotations
 
 import numbers
 import re
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -141,9 +140,3 @@ def sync(root: Path = ROOT) -> list:
             changed.append(path)
     return changed
 
-
-if __name__ == "__main__":  # pragma: no cover
-    if sys.argv[1:] != ["sync"]:
-        raise SystemExit("usage: python -m lrlab.course sync")
-    for path in sync():
-        print(f"synced {path.relative_to(ROOT)}")

@@ -41,6 +41,7 @@ import math
 import os
 import pickle
 import struct
+import sys
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ __all__ = [
     "load_data_cifar10",
     "load_data_mnist_test_split",
     "validation_split",
+    "ensure_datasets",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -732,3 +734,55 @@ def validation_split(train_iter: TensorLoader, num_valid: int, seed: int = 0) ->
     train = TensorLoader(train_iter.X[keep], train_iter.y[keep], shuffle=train_iter.shuffle, seed=train_iter.seed, **common)
     valid = TensorLoader(train_iter.X[held], train_iter.y[held], shuffle=False, **common)
     return train, valid
+
+
+# ----------------------------------------------------------------------------------------------
+# Before a book build: the datasets a profile needs
+# ----------------------------------------------------------------------------------------------
+
+
+def ensure_datasets(profile: str, root: Optional[PathLike] = None) -> dict:
+    """Make sure the datasets the book's chapters read in ``profile`` are on disk; return ``{name: what}``.
+
+    ``full`` and ``laptop`` read the real Fashion-MNIST, MNIST and CIFAR-10: each is downloaded
+    through torchvision (with a progress bar) where its files are missing, then read once to check
+    it. A dataset that cannot be had raises :class:`MissingDataError` (or :class:`CorruptDataError`)
+    with the message that says how to fix it, before any notebook runs. ``smoke`` never downloads:
+    it reports which real files are present and which chapters will use the synthetic stand-in.
+    """
+    from .profiles import FULL, PROFILES
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r} is not a profile; use one of {', '.join(map(repr, PROFILES))}")
+    report = {}
+    for name in sorted({setting.dataset for setting in FULL.values()}):
+        spec = _spec(name)
+        if profile == "smoke":
+            report[name] = ("real files" if files_present(name, root) else "synthetic stand-in (no files, no download)")
+            continue
+        load_dataset_tensors(name, root, download=True)
+        report[name] = f"real files in {data_root(root) / spec.folder}"
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m lrlab data [--profile P] [--root DIR]``: :func:`ensure_datasets`, for ``make book``."""
+    import argparse
+
+    from .profiles import get_profile
+
+    parser = argparse.ArgumentParser(prog="python -m lrlab data",
+                                     description="Make sure the datasets of a profile are on disk before a book build.")
+    parser.add_argument("--profile", default=None, help="full, laptop or smoke (default: $LRLAB_PROFILE, else full)")
+    parser.add_argument("--root", default=None, help="the datasets' folder (default: $LRLAB_DATA, else ~/.cache/lrlab)")
+    args = parser.parse_args(argv)
+    try:
+        profile = args.profile or get_profile()
+        report = ensure_datasets(profile, args.root)
+    except (MissingDataError, CorruptDataError, ValueError) as err:
+        print(f"lrlab: the book cannot be built: {err}", file=sys.stderr)
+        return 1
+    for name, what in report.items():
+        print(f"lrlab: {_spec(name).title} for the '{profile}' profile: {what}")
+    return 0
+

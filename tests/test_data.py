@@ -705,3 +705,41 @@ def test_validation_split_rejects_bad_sizes(bad):
         lrdata.validation_split(loader, bad)
     with pytest.raises(TypeError, match="needs a TensorLoader"):
         lrdata.validation_split([(torch.zeros(1), torch.zeros(1))], 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Before a book build: python -m lrlab data
+# ------------------------------------------------------------------------------------------------
+
+
+def test_ensure_datasets_in_smoke_reports_and_never_downloads(tmp_path):
+    write_mnist_like(tmp_path)  # Fashion-MNIST only
+    report = lrdata.ensure_datasets("smoke", tmp_path)
+    assert report == {"cifar10": "synthetic stand-in (no files, no download)", "fashion_mnist": "real files",
+                      "mnist": "synthetic stand-in (no files, no download)"}
+
+
+def test_ensure_datasets_in_full_reads_every_dataset(tmp_path):
+    write_mnist_like(tmp_path)
+    write_mnist_like(tmp_path, folder="MNIST")
+    write_cifar(tmp_path)
+    report = lrdata.ensure_datasets("laptop", tmp_path)
+    assert set(report) == {"cifar10", "fashion_mnist", "mnist"}
+    assert report["mnist"] == f"real files in {tmp_path.resolve() / 'MNIST' / 'raw'}"
+
+
+def test_data_command_stops_with_the_fix_before_any_notebook(tmp_path, capsys, monkeypatch):
+    from lrlab.__main__ import main
+
+    write_mnist_like(tmp_path)
+    write_mnist_like(tmp_path, folder="MNIST")
+    monkeypatch.setattr(lrdata, "_download", lambda spec, root: (_ for _ in ()).throw(
+        lrdata.MissingDataError(f"{spec.title}: no network here. Fix: run once with network access")))
+    assert main(["data", "--profile", "full", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lrlab: the book cannot be built: CIFAR-10: no network here. Fix:")
+    assert main(["data", "--profile", "smoke", "--root", str(tmp_path)]) == 0
+    assert "lrlab: MNIST for the 'smoke' profile: real files" in capsys.readouterr().out
+    assert main(["data", "--profile", "huge", "--root", str(tmp_path)]) == 1
+    assert "'huge' is not a profile" in capsys.readouterr().err
+    assert main(["nonsense"]) == 2

@@ -1,0 +1,33 @@
+"""``python -m lrlab COMMAND``: the course's commands.
+
+    python -m lrlab data [--profile P] [--root DIR]   the datasets a profile needs, before a book build
+    python -m lrlab results [STUDY ...] [options]      the reference runs (the same as python -m lrlab.runner)
+    python -m lrlab sync                               the repository URL into _config.yml, README, set-up cells
+"""
+
+import sys
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if command == "data":
+        from .data import main as data_main
+
+        return data_main(rest)
+    if command == "results":
+        from .runner import main as runner_main
+
+        return runner_main(rest)
+    if command == "sync" and not rest:
+        from .course import ROOT, sync
+
+        for path in sync():
+            print(f"synced {path.relative_to(ROOT)}")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
