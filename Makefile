@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lrlab-installed
 
-.PHONY: book test install benchmark results sync clean distclean
+.PHONY: book test install benchmark results sync student clean distclean
 
 # jupyter-book caches executed notebooks by their code, not by LRLAB_PROFILE: a cache made in
 # another profile is dropped, so a smoke build never passes for a full one.
@@ -32,6 +32,13 @@ benchmark: $(STAMP)
 # other work on a small machine from slowing the busy-waiting threads tenfold.
 results: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m lrlab.runner --profile full $(STUDIES) $(if $(SEEDS),--seeds $(SEEDS))
+
+# The student edition for course labs: every chapter without its solutions, and an HTML build of them
+# (not executed: students run the notebooks). Notebooks in _build/student/book, HTML in _build/student/_build/html.
+student: $(STAMP)
+	$(BIN)/python -m lrlab student _build/student
+	$(BIN)/jupyter-book build _build/student --warningiserror --nitpick --keep-going
+	@echo "The student edition is in _build/student (notebooks in book/, HTML in _build/html)"
 
 # Copy the repository URL of pyproject.toml into _config.yml, the README and every chapter's set-up cell.
 sync: $(STAMP)

@@ -3,6 +3,7 @@
     python -m lrlab data [--profile P] [--root DIR]   the datasets a profile needs, before a book build
     python -m lrlab results [STUDY ...] [options]      the reference runs (the same as python -m lrlab.runner)
     python -m lrlab sync                               the repository URL into _config.yml, README, set-up cells
+    python -m lrlab student [OUT]                      the student edition (no solutions) into OUT
 """
 
 import sys
@@ -24,6 +25,12 @@ def main(argv=None) -> int:
 
         for path in sync():
             print(f"synced {path.relative_to(ROOT)}")
+        return 0
+    if command == "student" and len(rest) <= 1:
+        from .course import student_edition
+
+        written = student_edition(rest[0] if rest else "_build/student")
+        print(f"wrote {len(written)} chapters without solutions to {written[0].parent if written else rest}")
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -9,6 +9,8 @@
   path or wheel: how the tests run it offline).
 * :func:`glue`: numbers a chapter computes from the results, handed to the book's prose
   (``{glue:text}`name:.3f```). Without MyST-NB (a notebook opened in Colab) it does nothing.
+* :func:`student_edition`: the chapters with every solution removed and every exercise kept, for a
+  course lab to hand out (``make student``).
 
 ``python -m lrlab sync`` (``make sync``) rewrites the three places from ``pyproject.toml``.
 """
@@ -20,7 +22,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["ROOT", "repository_url", "setup_cell_source", "SETUP_CELL_ID", "glue", "sync", "stale"]
+__all__ = ["ROOT", "repository_url", "setup_cell_source", "SETUP_CELL_ID", "glue", "sync", "stale",
+           "strip_solutions", "student_edition"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_CELL_ID = "setup"
@@ -140,3 +143,80 @@ def sync(root: Path = ROOT) -> list:
             changed.append(path)
     return changed
 
+
+
+# --------------------------------------------------------------------------------------------- student edition
+
+_SOLUTION_BLOCK = re.compile(r"^(`{3,})\{solution\}[^\n]*\n.*?^\1[ \t]*(\n|\Z)", re.M | re.S)
+_START = re.compile(r"^(`{3,})\{solution-start\}[^\n]*\n.*?^\1[ \t]*(\n|\Z)", re.M | re.S)
+_END = re.compile(r"^(`{3,})\{solution-end\}[^\n]*\n(?:.*?\n)??^\1[ \t]*(\n|\Z)", re.M | re.S)
+
+
+def strip_solutions(nb):
+    """A copy of the notebook ``nb`` (an nbformat node) without its solutions; exercises and all else kept.
+
+    Removes every ``{solution}`` block, and everything from a ``{solution-start}`` directive to its
+    ``{solution-end}`` (the cells in between, code included); cells left empty are dropped.
+    """
+    import copy
+
+    out = copy.deepcopy(nb)
+    cells, inside = [], False
+    for cell in out.cells:
+        text = cell.source
+        if inside:
+            end = _END.search(text)
+            if not end:
+                continue  # a cell of the solution
+            text, inside = text[end.end():], False
+        if cell.cell_type == "markdown":
+            text = _SOLUTION_BLOCK.sub("", text)
+            start = _START.search(text)
+            if start:
+                after = text[start.end():]
+                end = _END.search(after)
+                text = text[:start.start()] + (after[end.end():] if end else "")
+                inside = end is None
+        if text.strip():
+            cell.source = text.rstrip("\n")
+            cells.append(cell)
+    if inside:
+        raise ValueError("a {solution-start} has no {solution-end}")
+    out.cells = cells
+    return out
+
+
+def student_edition(out: Path, root: Path = ROOT) -> list:
+    """Write the student edition under ``out``: the chapters without solutions, and a book that builds them.
+
+    ``out`` gets ``_toc.yml``, a ``_config.yml`` titled as the student edition (notebooks are not
+    executed: students run them), and ``book/`` with ``intro.md``, ``references.bib``, the measured
+    ``results/`` and every chapter through :func:`strip_solutions`. Returns the notebooks written.
+    """
+    import shutil
+
+    import nbformat
+
+    out = Path(out)
+    if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents and out.name == "book":
+        raise ValueError(f"out={out} would overwrite the course; choose a folder such as _build/student")
+    book = out / "book"
+    if book.exists():
+        shutil.rmtree(book)
+    book.mkdir(parents=True)
+    shutil.copy2(root / "_toc.yml", out / "_toc.yml")
+    config = (root / "_config.yml").read_text(encoding="utf-8")
+    config = re.sub(r'^title:\s*"?(.*?)"?\s*$', lambda m: f'title: "{m.group(1)} (student edition)"', config,
+                    count=1, flags=re.M)
+    config = re.sub(r"^(\s+execute_notebooks:)\s*\S+", r"\1 \"off\"", config, count=1, flags=re.M)
+    (out / "_config.yml").write_text(config, encoding="utf-8")
+    for name in ("intro.md", "references.bib"):
+        shutil.copy2(root / "book" / name, book / name)
+    if (root / "book" / "results").is_dir():
+        shutil.copytree(root / "book" / "results", book / "results", ignore=shutil.ignore_patterns(".runs"))
+    written = []
+    for path in sorted((root / "book").glob("*.ipynb")):
+        nb = strip_solutions(nbformat.read(path, as_version=4))
+        nbformat.write(nb, book / path.name)
+        written.append(book / path.name)
+    return written

@@ -106,3 +106,48 @@ def test_glue_stores_plain_numbers(monkeypatch):
     course.glue(acc=np.float64(0.91), n=np.int64(5), label="x")
     assert stored == {"acc": (0.91, False), "n": (5, False), "label": ("x", False)}
     assert type(stored["acc"][0]) is float and type(stored["n"][0]) is int
+
+
+# ------------------------------------------------------------------------------------------------ student edition
+
+
+def test_student_edition_keeps_every_exercise_and_no_solution(tmp_path):
+    import nbformat
+
+    written = course.student_edition(tmp_path / "student")
+    assert sorted(p.name for p in written) == sorted(p.name for p in (ROOT / "book").glob("*.ipynb"))
+    for path in written:
+        student = nbformat.read(path, as_version=4)
+        teacher = nbformat.read(ROOT / "book" / path.name, as_version=4)
+        text = "\n".join(c.source for c in student.cells)
+        assert "{solution" not in text, path.name
+        assert text.count("{exercise}") == "\n".join(c.source for c in teacher.cells).count("{exercise}") > 0
+        teacher_ids = [c.id for c in teacher.cells]
+        assert [c.id for c in student.cells] == [i for i in teacher_ids if i in {c.id for c in student.cells}]
+        assert student.cells[0].id == teacher.cells[0].id  # nothing before the first exercise is touched
+    config = (tmp_path / "student" / "_config.yml").read_text()
+    assert '(student edition)"' in config and 'execute_notebooks: "off"' in config
+    assert (tmp_path / "student" / "book" / "references.bib").exists()
+    assert (tmp_path / "student" / "_toc.yml").read_text() == (ROOT / "_toc.yml").read_text()
+
+
+def test_strip_solutions_handles_both_forms():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("```{exercise}\n:label: a\n\nQ1\n```\n\n````{solution} a\n:class: dropdown\n\n"
+                                      "```python\nx = 1\n```\n````\n\nafter"),
+        nbformat.v4.new_markdown_cell("```{exercise}\n:label: b\n\nQ2\n```\n\n```{solution-start} b\n:class: dropdown\n```\n"
+                                      "hidden text"),
+        nbformat.v4.new_code_cell("hidden_code = 1"),
+        nbformat.v4.new_markdown_cell("more hidden\n```{solution-end}\n```\nkept after the end"),
+        nbformat.v4.new_code_cell("kept = 2"),
+    ])
+    out = course.strip_solutions(nb)
+    assert [c.source for c in out.cells] == [
+        "```{exercise}\n:label: a\n\nQ1\n```\n\n\nafter", "```{exercise}\n:label: b\n\nQ2\n```",
+        "kept after the end", "kept = 2"]
+    assert len(nb.cells) == 5  # the input is not changed
+    unfinished = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("```{solution-start} x\n```\n")])
+    with pytest.raises(ValueError, match="has no"):
+        course.strip_solutions(unfinished)
