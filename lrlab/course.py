@@ -208,7 +208,8 @@ def student_edition(out: Path, root: Path = ROOT) -> list:
     config = (root / "_config.yml").read_text(encoding="utf-8")
     config = re.sub(r'^title:\s*"?(.*?)"?\s*$', lambda m: f'title: "{m.group(1)} (student edition)"', config,
                     count=1, flags=re.M)
-    config = re.sub(r"^(\s+execute_notebooks:)\s*\S+", r"\1 \"off\"", config, count=1, flags=re.M)
+    config = re.sub(r"^(\s+execute_notebooks:).*$", lambda m: m.group(1) + ' "off"   # students run the notebooks',
+                    config, count=1, flags=re.M)
     (out / "_config.yml").write_text(config, encoding="utf-8")
     for name in ("intro.md", "references.bib"):
         shutil.copy2(root / "book" / name, book / name)
