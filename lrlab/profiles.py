@@ -171,7 +171,7 @@ class Experiment:
         return getattr(_models, self.model)(**kwargs)
 
     def banner(self, root=None) -> str:
-        """One line: the profile, the data (real files or synthetic stand-in, sizes), the epochs and batches."""
+        """One line: the profile, the data (real files or synthetic stand-in, sizes, normalisation), the epochs and batches."""
         spec = self.spec
         shape = "x".join(map(str, spec.image_shape))
         if self.uses_real_data(root):
@@ -180,13 +180,20 @@ class Experiment:
         else:
             n_train, n_test = self.synthetic_sizes()
             data = f"synthetic stand-in for {spec.title} (real files not on disk"
-        data += f"; {n_train:,} train / {n_test:,} test images, {shape}, {spec.num_classes} classes)"
+        data += f"; {n_train:,} train / {n_test:,} test images, {shape}, {spec.num_classes} classes; {_normalisation(spec)})"
         epochs = f"{self.num_epochs} epochs"
         if self.num_epochs != self.full_num_epochs:
             epochs += f" (full run: {self.full_num_epochs})"
         batches = (f"batch size {self.batch_size}" if self.max_batches is None
                    else f"at most {self.max_batches} batches of {self.batch_size} per epoch")
         return f"lrlab profile '{self.profile}': {self.model} on {data}; {epochs}, {batches}."
+
+
+def _normalisation(spec) -> str:
+    if spec.mean is None:
+        return "pixels scaled to [0, 1]"
+    stats = lambda values: ", ".join(f"{v:g}" for v in values)  # noqa: E731
+    return f"pixels scaled to [0, 1], then normalised with mean ({stats(spec.mean)}) and std ({stats(spec.std)})"
 
 
 def experiment(name: str, profile: Optional[str] = None) -> Experiment:

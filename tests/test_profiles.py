@@ -191,7 +191,9 @@ def test_full_profile_reads_real_files_uncapped(tmp_path):
     assert (train_iter.num_examples, test_iter.num_examples) == (150, 40)
     assert len(train_iter) == 2 and train_iter.max_batches is None
     assert exp.banner() == ("lrlab profile 'full': SimpleModel on CIFAR-10 (real files; 50,000 train / 10,000 test "
-                            "images, 3x32x32, 10 classes); 100 epochs, batch size 128.")
+                            "images, 3x32x32, 10 classes; pixels scaled to [0, 1], then normalised with mean "
+                            "(0.5, 0.5, 0.5) and std (0.5, 0.5, 0.5)); 100 epochs, batch size 128.")
+    assert "10 classes; pixels scaled to [0, 1]);" in experiment("d2l", "full").banner()
 
 
 def test_full_profile_downloads_missing_files_and_reports_failure(tmp_path, monkeypatch):
