@@ -151,3 +151,34 @@ def test_strip_solutions_handles_both_forms():
     unfinished = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("```{solution-start} x\n```\n")])
     with pytest.raises(ValueError, match="has no"):
         course.strip_solutions(unfinished)
+
+
+def test_lrlab_book_extra_brings_every_import_a_chapter_makes():
+    """Each module a chapter imports is the standard library's, lrlab's, d2l's (installed by the set-up cell)
+    or a distribution named in pyproject.toml's dependencies or its `book` extra."""
+    import ast
+    import re
+    from importlib.metadata import packages_distributions
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    declared = set()
+    for block in re.findall(r"^dependencies = \[(.*?)\]|^book = \[(.*?)\]", pyproject, re.M | re.S):
+        for spec in re.findall(r'"([A-Za-z0-9_.-]+)', "".join(block)):
+            declared.add(spec.lower().replace("_", "-"))
+    providers = packages_distributions()
+    missing = {}
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            for node in ast.walk(ast.parse("".join(cell["source"]))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in sys.stdlib_module_names or top in ("lrlab", "d2l"):
+                        continue
+                    dists = {d.lower().replace("_", "-") for d in providers.get(top, [top])}
+                    if not dists & declared:
+                        missing.setdefault(top, set()).add(path.name)
+    assert not missing, f"imports not brought by lrlab[book]: {missing}"
