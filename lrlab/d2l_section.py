@@ -68,6 +68,8 @@ __all__ = [
     "Claim",
     "CLAIMS",
     "check_claims",
+    "with_measures",
+    "printed_vs_measured",
 ]
 
 
@@ -391,7 +393,7 @@ CLAIMS += tuple(
 )
 
 
-def _with_measures(frame):
+def with_measures(frame):
     """The table with two per-run measures added to every row: ``gap`` (train acc - test acc of that
     epoch) and ``roughness`` (the run's mean absolute change of test accuracy from one epoch to the
     next over the last two thirds of its epochs)."""
@@ -415,7 +417,7 @@ def check_claims(frame, claims=CLAIMS, variants=("published", "corrected")):
 
     from .results import difference
 
-    measured = _with_measures(frame)
+    measured = with_measures(frame)
     rows = []
     for claim in claims:
         for variant in variants:
@@ -430,4 +432,28 @@ def check_claims(frame, claims=CLAIMS, variants=("published", "corrected")):
             rows.append({"claim": claim.name, "d2l says": claim.says, "variant": variant,
                          "measure": claim.measure + ("" if claim.epoch is None else f" at epoch {claim.epoch}"),
                          "difference": d.diff, "larger sd": d.spread, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def printed_vs_measured(frame, runs=RUNS, variant="published"):
+    """d2l's printed single run next to lrlab's runs of the same rates: how many standard deviations apart.
+
+    One row per run and metric (train loss, train acc, test acc): the number d2l printed, the mean and
+    standard deviation over lrlab's seeds of ``variant`` (default: the rates d2l's code used), and
+    ``z = (printed - mean) / sd``. A printed number within two standard deviations of the mean is one
+    lrlab's seeds could have produced; d2l's run also differs in ways the table cannot show (its
+    device, its data loader's shuffling, no seed).
+    """
+    import pandas as pd
+
+    from .results import final_epoch, select
+
+    rows = []
+    last = final_epoch(frame)
+    for run in runs:
+        values = select(last, variant=variant, schedule=run)
+        for metric, printed in zip(("train_loss", "train_acc", "test_acc"), PRINTED[run]):
+            mean, sd = float(values[metric].mean()), float(values[metric].std(ddof=1))
+            rows.append({"run": run, "metric": metric, "printed": printed, "mean": mean, "sd": sd,
+                         "z": (printed - mean) / sd if sd > 0 else math.nan})  # nan: the seeds agree exactly
     return pd.DataFrame(rows)

@@ -174,7 +174,7 @@ def test_measures_by_hand():
     import pandas as pd
 
     frame = pd.DataFrame(_runs("constant", [[0.1, 0.5, 0.3, 0.7, 0.6, 0.9]]))
-    measured = S._with_measures(frame)
+    measured = S.with_measures(frame)
     # last two thirds of 6 epochs: epochs 2..5 (epoch >= 6/3 = 2): changes 0.4, 0.1, 0.3 -> mean 0.8 / 3
     assert measured["roughness"].iloc[0] == pytest.approx(0.8 / 3)
     assert measured["gap"].tolist() == pytest.approx([0.9 - a for a in [0.1, 0.5, 0.3, 0.7, 0.6, 0.9]])
@@ -241,3 +241,18 @@ def test_printed_numbers_are_the_source_notebooks():
     printed = [tuple(float(x) for x in m) for o in outputs
                for m in re.findall(r"train loss ([\d.]+), train acc ([\d.]+), test acc ([\d.]+)", "".join(o["text"]))]
     assert printed == [S.PRINTED[run] for run in S.RUNS]  # the five train cells, in the book's order
+
+
+def test_printed_vs_measured_by_hand():
+    import pandas as pd
+
+    rows = []
+    for seed, acc in enumerate([0.87, 0.88, 0.89]):
+        rows += _runs("constant", [[0.5, acc]], train_acc=0.95)
+        rows[-1]["seed"] = rows[-2]["seed"] = seed
+    frame = pd.DataFrame(rows).assign(train_loss=0.128)
+    table = S.printed_vs_measured(frame, runs=["constant"]).set_index("metric")
+    # printed test acc 0.885 against 0.88 +- 0.01: z = 0.5
+    assert table.loc["test_acc", "printed"] == 0.885 and table.loc["test_acc", "z"] == pytest.approx(0.5)
+    assert table.loc["train_acc", "mean"] == pytest.approx(0.95)
+    assert math.isnan(table.loc["train_loss", "z"])  # no spread: no z
