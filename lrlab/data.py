@@ -175,14 +175,18 @@ def _find_file(folder: Path, name: str) -> Optional[Path]:
     return None
 
 
-def files_present(dataset: str, root: Optional[PathLike] = None) -> bool:
-    """True when every file of both splits of ``dataset`` ("fashion_mnist", "mnist", "cifar10") is on disk.
+def files_present(dataset: str, root: Optional[PathLike] = None, splits: Sequence[str] = ("train", "test")) -> bool:
+    """True when every file of ``splits`` ("train", "test") of ``dataset`` ("fashion_mnist", "mnist", "cifar10") is on disk.
 
     Only checks presence (cheap); reading checks the content. IDX files may be plain or ``.gz``.
     """
     spec = _spec(dataset)
+    unknown = set(splits) - {"train", "test"}
+    if unknown or not splits:
+        raise ValueError(f"splits must name 'train' and/or 'test'; got {tuple(splits)!r}")
     folder = data_root(root) / spec.folder
-    return all(_find_file(folder, name) is not None for name in spec.files)
+    names = (spec.train_files if "train" in splits else ()) + (spec.test_files if "test" in splits else ())
+    return all(_find_file(folder, name) is not None for name in names)
 
 
 # ----------------------------------------------------------------------------------------------

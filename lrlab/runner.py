@@ -141,16 +141,11 @@ def _experiment_data(cfg, root, seed, device):
 
 
 def _mnist_data(cfg, root, seed, device):
-    if _data.files_present("mnist", root) or cfg.profile == "smoke" and not _mnist_test_present(root):
+    if _data.files_present("mnist", root) or cfg.profile == "smoke" and not _data.files_present("mnist", root, ["test"]):
         return _experiment_data(cfg, root, seed, device)
     label = "MNIST test split as a proxy (8,000 train / 2,000 test, split seed 0)"
     return label, _data.load_data_mnist_test_split(cfg.batch_size, root, num_train=8000, split_seed=0, seed=seed,
                                                    max_batches=cfg.max_batches, device=device)
-
-
-def _mnist_test_present(root) -> bool:
-    folder = _data.data_root(root) / _data.DATASETS["mnist"].folder
-    return all(_data._find_file(folder, n) is not None for n in _data.DATASETS["mnist"].test_files)
 
 
 def _adam(params, cfg):

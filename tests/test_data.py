@@ -743,3 +743,12 @@ def test_data_command_stops_with_the_fix_before_any_notebook(tmp_path, capsys, m
     assert main(["data", "--profile", "huge", "--root", str(tmp_path)]) == 1
     assert "'huge' is not a profile" in capsys.readouterr().err
     assert main(["nonsense"]) == 2
+
+
+def test_files_present_by_split(tmp_path):
+    write_mnist_like(tmp_path, folder="MNIST")
+    (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").unlink()
+    assert not lrdata.files_present("mnist", tmp_path)
+    assert lrdata.files_present("mnist", tmp_path, ["test"]) and not lrdata.files_present("mnist", tmp_path, ["train"])
+    with pytest.raises(ValueError, match="splits must name"):
+        lrdata.files_present("mnist", tmp_path, ["valid"])
