@@ -3,6 +3,7 @@ the profile a CPU-only Colab gets, and the numbers glued into the book's prose."
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -63,8 +64,13 @@ def test_set_up_cell_installs_lrlab_into_a_clean_environment(tmp_path):
     install is not seen through a .pth line). $LRLAB_INSTALL points the cell at a wheel built from this
     checkout, and PIP_NO_INDEX keeps pip off the network.
     """
+    source = tmp_path / "source"  # built from a copy: setuptools leaves a build/ folder where it builds
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "lrlab", source / "lrlab", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp_path), str(ROOT)], check=True)
+                    str(tmp_path), str(source)], check=True)
     wheel = next(tmp_path.glob("lrlab-*.whl"))
     env_dir = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
