@@ -196,7 +196,8 @@ def test_committed_published_constant_repeats_corrected_constant_exactly():
     frame, prov = committed("d2l")
     cols = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm"]
     compared = 0
-    for seed in sorted(set(frame.seed)):
+    both = [set(results.select(frame, variant=v, schedule="constant").seed) for v in ("corrected", "published")]
+    for seed in sorted(both[0] & both[1]):
         ids = [runner.RunSpec("d2l", v, "constant", int(seed)).id for v in ("corrected", "published")]
         if prov["runs"][ids[0]]["device"] != prov["runs"][ids[1]]["device"]:
             continue
