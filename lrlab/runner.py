@@ -234,14 +234,19 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _git_commit() -> str:
-    """The checkout's commit when first asked (the runner asks at its start: the code it runs)."""
+    """The checkout's commit when first asked (the runner asks at its start: the code it runs), with
+    ``+uncommitted`` when the package or its requirements differ from it (results files do not count)."""
     repo = Path(__file__).resolve().parents[1]
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10).stdout.strip()
+
     try:
-        out = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty", "--abbrev=12"],
-                             capture_output=True, text=True, timeout=10)
+        commit = git("rev-parse", "--short=12", "HEAD")
+        changed = git("status", "--porcelain", "--", "lrlab", "pyproject.toml", "requirements.txt")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    return (commit + ("+uncommitted" if changed else "")) if commit else "unknown"
 
 
 def _device_text(device: torch.device) -> str:
