@@ -33,12 +33,18 @@ benchmark: $(STAMP)
 results: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m lrlab.runner --profile full $(STUDIES) $(if $(SEEDS),--seeds $(SEEDS))
 
-# The student edition for course labs: every chapter without its solutions, and an HTML build of them
-# (not executed: students run the notebooks). Notebooks in _build/student/book, HTML in _build/student/_build/html.
+# The student edition for course labs: every chapter without its solutions (notebooks in
+# _build/student/book) and their HTML (_build/student/_build/html), executed in the smoke profile
+# unless LRLAB_PROFILE is set (students run the notebooks themselves).
+STUDENT_PROFILE := $(or $(LRLAB_PROFILE),smoke)
+
 student: $(STAMP)
 	$(BIN)/python -m lrlab student _build/student
-	$(BIN)/jupyter-book build _build/student --warningiserror --nitpick --keep-going
-	@echo "The student edition is in _build/student (notebooks in book/, HTML in _build/html)"
+	@if [ "$$(cat _build/student/.lrlab-profile 2>/dev/null)" != "$(STUDENT_PROFILE)" ]; then rm -rf _build/student/_build/.jupyter_cache; fi
+	@echo $(STUDENT_PROFILE) > _build/student/.lrlab-profile
+	LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/python -m lrlab data
+	LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/jupyter-book build _build/student --warningiserror --nitpick --keep-going
+	@echo "The student edition is in _build/student: notebooks in book/, HTML in _build/html/index.html"
 
 # Copy the repository URL of pyproject.toml into _config.yml, the README and every chapter's set-up cell.
 sync: $(STAMP)

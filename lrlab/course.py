@@ -189,9 +189,11 @@ def strip_solutions(nb):
 def student_edition(out: Path, root: Path = ROOT) -> list:
     """Write the student edition under ``out``: the chapters without solutions, and a book that builds them.
 
-    ``out`` gets ``_toc.yml``, a ``_config.yml`` titled as the student edition (notebooks are not
-    executed: students run them), and ``book/`` with ``intro.md``, ``references.bib``, the measured
-    ``results/`` and every chapter through :func:`strip_solutions`. Returns the notebooks written.
+    ``out`` gets ``_toc.yml``, a ``_config.yml`` titled as the student edition, and ``book/`` with
+    ``intro.md``, ``references.bib``, the measured ``results/`` and every chapter through
+    :func:`strip_solutions`. Returns the notebooks written. Its HTML build executes the notebooks (the
+    prose quotes numbers that cells compute from the results); ``make student`` does it in the smoke
+    profile unless ``LRLAB_PROFILE`` says otherwise.
     """
     import shutil
 
@@ -208,8 +210,6 @@ def student_edition(out: Path, root: Path = ROOT) -> list:
     config = (root / "_config.yml").read_text(encoding="utf-8")
     config = re.sub(r'^title:\s*"?(.*?)"?\s*$', lambda m: f'title: "{m.group(1)} (student edition)"', config,
                     count=1, flags=re.M)
-    config = re.sub(r"^(\s+execute_notebooks:).*$", lambda m: m.group(1) + ' "off"   # students run the notebooks',
-                    config, count=1, flags=re.M)
     (out / "_config.yml").write_text(config, encoding="utf-8")
     for name in ("intro.md", "references.bib"):
         shutil.copy2(root / "book" / name, book / name)
