@@ -12,7 +12,8 @@
 * :func:`student_edition`: the chapters with every solution removed and every exercise kept, for a
   course lab to hand out (``make student``).
 
-``python -m lrlab sync`` (``make sync``) rewrites the three places from ``pyproject.toml``.
+``python -m lrlab sync`` (``make sync``) rewrites the three places from ``pyproject.toml``, and the
+README's timing of the reference runs from their provenance (:func:`lrlab.results.timing_text`).
 """
 
 from __future__ import annotations
@@ -89,9 +90,24 @@ def _config_with(text: str, url: str) -> str:
     return re.sub(r"(^repository:\s*\n\s+url:\s*)(\S+)", lambda m: m.group(1) + url, text, count=1, flags=re.M)
 
 
-def _readme_with(text: str, url: str) -> str:
-    return re.sub(r"(<!-- repository -->)[^<]*(<!-- /repository -->)", lambda m: f"{m.group(1)}{url}{m.group(2)}",
+def _readme_with(text: str, url: str, timing: Optional[str] = None) -> str:
+    """The README with the repository URL and, when given, the reference runs' timing in their markers."""
+    text = re.sub(r"(<!-- repository -->)[^<]*(<!-- /repository -->)", lambda m: f"{m.group(1)}{url}{m.group(2)}",
                   text, count=1)
+    if timing is not None:
+        text = re.sub(r"(<!-- results-timing -->\n).*?(<!-- /results-timing -->)",
+                      lambda m: f"{m.group(1)}{timing}\n{m.group(2)}", text, count=1, flags=re.S)
+    return text
+
+
+def _timing(root: Path) -> Optional[str]:
+    """The timing text of the reference runs under ``root/book/results``; None where they are missing."""
+    from .results import ResultsError, timing_text
+
+    try:
+        return timing_text(where=root / "book" / "results")
+    except ResultsError:
+        return None
 
 
 def _notebook_with(text: str, source: str) -> str:
@@ -116,9 +132,10 @@ def _plan(root: Path) -> dict:
     """``{path: (current text, synced text)}`` for every file that names the repository."""
     url = repository_url(root / "pyproject.toml")
     source = setup_cell_source(url)
+    timing = _timing(root)
     out = {}
     for path, change in ((root / "_config.yml", lambda t: _config_with(t, url)),
-                         (root / "README.md", lambda t: _readme_with(t, url))):
+                         (root / "README.md", lambda t: _readme_with(t, url, timing))):
         text = path.read_text(encoding="utf-8")
         out[path] = (text, change(text))
     for path in sorted((root / "book").glob("*.ipynb")):
@@ -128,12 +145,13 @@ def _plan(root: Path) -> dict:
 
 
 def stale(root: Path = ROOT) -> list:
-    """The files whose repository URL or set-up cell differs from what :func:`sync` would write."""
+    """The files whose repository URL, set-up cell or results timing differs from what :func:`sync` would write."""
     return [path for path, (now, synced) in _plan(root).items() if now != synced]
 
 
 def sync(root: Path = ROOT) -> list:
-    """Write the repository URL and the set-up cell into ``_config.yml``, the README and every chapter."""
+    """Write the repository URL and the set-up cell into ``_config.yml``, the README and every chapter,
+    and the reference runs' timing into the README."""
     from .results import write_atomic
 
     changed = []

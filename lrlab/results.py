@@ -55,6 +55,8 @@ __all__ = [
     "Difference",
     "difference",
     "compare_table",
+    "timing",
+    "timing_text",
     "METRIC_NAMES",
 ]
 
@@ -338,3 +340,44 @@ def compare_table(frame, rows: dict, metrics: Sequence[str] = ("train_loss", "tr
                 raise ValueError(f"compare_table: row {label!r} has {len(values)} numbers for {len(metrics)} metrics")
             table[label] = [""] + [f"{v:.{digits}f}" for v in values]
     return pd.DataFrame.from_dict(table, orient="index", columns=["n"] + [METRIC_NAMES[m] for m in metrics])
+
+
+# --------------------------------------------------------------------------------------------- timing
+
+
+def timing(study: str, where: Optional[PathLike] = None) -> dict:
+    """How long a study's runs took, from ``<study>.provenance.json`` and the ``seconds`` of ``<study>.csv``.
+
+    ``where``: the folder of the two files (default :func:`results_dir`). Returns ``runs``,
+    ``minutes`` (training wall time summed over runs), ``run_minutes`` (median per run),
+    ``epoch_seconds`` (median per epoch), ``devices`` and ``torch`` (sorted, what the runs recorded),
+    ``first`` and ``last`` (the first run's start and the last run's finish, ISO dates).
+    """
+    import statistics
+
+    base = results_dir() if where is None else Path(where)
+    runs = list(read_provenance(base / f"{study}.provenance.json")["runs"].values())
+    if not runs:
+        raise ResultsError(f"{base / f'{study}.provenance.json'} records no runs: `make results` writes them")
+    table = read_table(base / f"{study}.csv")
+    walls = [float(r["wall_seconds"]) for r in runs]
+    return {"runs": len(runs), "minutes": sum(walls) / 60, "run_minutes": statistics.median(walls) / 60,
+            "epoch_seconds": float(table["seconds"].median()),
+            "devices": sorted({r["device"] for r in runs}), "torch": sorted({r["torch"] for r in runs}),
+            "first": min(r["started"] for r in runs), "last": max(r["finished"] for r in runs)}
+
+
+def timing_text(studies: Sequence[str] = ("d2l", "mnist_cnn"), where: Optional[PathLike] = None) -> str:
+    """One Markdown bullet per study: its runs, their summed and median times, the device and torch.
+
+    The README's timing of the reference runs is this text (``python -m lrlab sync`` writes it there),
+    so its numbers come from the provenance files, not from a hand.
+    """
+    lines = []
+    for study in studies:
+        t = timing(study, where)
+        lines.append(f"- `{study}`: {t['runs']} runs, {t['minutes']:.0f} minutes of training in all "
+                     f"({t['run_minutes']:.1f} minutes per run and {t['epoch_seconds']:.1f} s per epoch, medians), "
+                     f"on {', '.join(t['devices'])}, torch {', '.join(t['torch'])}, "
+                     f"between {t['first'][:16].replace('T', ' ')} and {t['last'][:16].replace('T', ' ')} UTC.")
+    return "\n".join(lines)

@@ -223,3 +223,43 @@ def test_difference_accepts_a_derived_column():
     both = pd.concat([frame, frame.assign(schedule="u", gap=frame.gap + 1)])
     d = results.difference(both, {"schedule": "u"}, {"schedule": "s"}, metric="gap")
     assert math.isclose(d.diff, 1.0) and d.exceeds_spread
+
+
+# ------------------------------------------------------------------------------------------------ timing
+
+
+def _run_provenance(wall, started, finished, device="cpu (test)", torch="2.0"):
+    return {"device": device, "torch": torch, "wall_seconds": wall, "started": started, "finished": finished}
+
+
+def test_timing_by_hand(tmp_path):
+    table = rows(n_seeds=3, epochs=2)
+    for row, seconds in zip(table, (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)):
+        row["seconds"] = seconds
+    results.write_table(tmp_path / "x.csv", table)
+    (tmp_path / "x.provenance.json").write_text(json.dumps({"runs": {
+        "a": _run_provenance(60, "2026-01-01T10:00:00+00:00", "2026-01-01T10:01:00+00:00"),
+        "b": _run_provenance(180, "2026-01-01T09:00:00+00:00", "2026-01-01T09:03:00+00:00", torch="2.1"),
+        "c": _run_provenance(120, "2026-01-01T11:00:00+00:00", "2026-01-01T11:02:00+00:00")}}))
+    t = results.timing("x", tmp_path)
+    assert t["runs"] == 3 and t["minutes"] == 6.0 and t["run_minutes"] == 2.0
+    assert t["epoch_seconds"] == 3.5  # the median of 1..6
+    assert t["devices"] == ["cpu (test)"] and t["torch"] == ["2.0", "2.1"]
+    assert t["first"] == "2026-01-01T09:00:00+00:00" and t["last"] == "2026-01-01T11:02:00+00:00"
+    text = results.timing_text(["x"], tmp_path)
+    assert text == ("- `x`: 3 runs, 6 minutes of training in all (2.0 minutes per run and 3.5 s per epoch, "
+                    "medians), on cpu (test), torch 2.0, 2.1, between 2026-01-01 09:00 and 2026-01-01 11:02 UTC.")
+
+
+def test_timing_without_runs_names_the_file(tmp_path):
+    results.write_table(tmp_path / "x.csv", rows())
+    (tmp_path / "x.provenance.json").write_text('{"runs": {}}')
+    with pytest.raises(ResultsError, match=r"x\.provenance\.json records no runs"):
+        results.timing("x", tmp_path)
+
+
+def test_readme_states_the_committed_runs_timing():
+    """The README's timing block is what the provenance files say (``make sync`` writes it)."""
+    readme = (RESULTS.parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- results-timing -->\n")[1].split("<!-- /results-timing -->")[0]
+    assert block == results.timing_text(where=RESULTS) + "\n", "run `make sync`"
