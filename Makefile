@@ -9,16 +9,21 @@ STAMP  := $(VENV)/.lrlab-installed
 .PHONY: book test install benchmark results sync student clean distclean
 
 # jupyter-book caches executed notebooks by their code, not by LRLAB_PROFILE: a cache made in
-# another profile is dropped, so a smoke build never passes for a full one.
+# another profile is dropped with the pages built from it (Sphinx would otherwise keep the old pages
+# of unchanged notebooks), so a smoke build never passes for a full one.
 PROFILE := $(or $(LRLAB_PROFILE),full)
+# What the cache was made with: the profile, and inline figures (caches made before the build
+# cleared MPLBACKEND may hold notebooks executed without their figures).
+CACHE_KEY = $(1) inline-figures
 
 book: $(STAMP)
 	@mkdir -p _build
-	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(PROFILE)" ]; then rm -rf _build/.jupyter_cache; fi
-	@echo $(PROFILE) > _build/.lrlab-profile
+	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(PROFILE))" ]; then rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute; fi
+	@echo "$(call CACHE_KEY,$(PROFILE))" > _build/.lrlab-profile
 	@# the datasets first: a missing one stops here with lrlab's message, before any notebook runs
 	LRLAB_PROFILE=$(PROFILE) $(BIN)/python -m lrlab data
-	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	@# figures need matplotlib's inline backend: an MPLBACKEND from the caller (the tests set Agg) would drop them
+	env -u MPLBACKEND $(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is in _build/html/index.html"
 
 test: $(STAMP)
@@ -40,10 +45,10 @@ STUDENT_PROFILE := $(or $(LRLAB_PROFILE),smoke)
 
 student: $(STAMP)
 	$(BIN)/python -m lrlab student _build/student
-	@if [ "$$(cat _build/student/.lrlab-profile 2>/dev/null)" != "$(STUDENT_PROFILE)" ]; then rm -rf _build/student/_build/.jupyter_cache; fi
-	@echo $(STUDENT_PROFILE) > _build/student/.lrlab-profile
+	@if [ "$$(cat _build/student/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(STUDENT_PROFILE))" ]; then rm -rf _build/student/_build/.jupyter_cache _build/student/_build/.doctrees _build/student/_build/html _build/student/_build/jupyter_execute; fi
+	@echo "$(call CACHE_KEY,$(STUDENT_PROFILE))" > _build/student/.lrlab-profile
 	LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/python -m lrlab data
-	LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/jupyter-book build _build/student --warningiserror --nitpick --keep-going
+	env -u MPLBACKEND LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/jupyter-book build _build/student --warningiserror --nitpick --keep-going
 	@echo "The student edition is in _build/student: notebooks in book/, HTML in _build/html/index.html"
 
 # Copy the repository URL of pyproject.toml into _config.yml, the README and every chapter's set-up cell.
