@@ -31,8 +31,13 @@ class ScheduleLR(LRScheduler):
     param group the lr equals ``schedule(t)`` exactly. With several, each group keeps the ratio of
     its initial lr to the first group's: ``lr_i = schedule(t) * initial_lr_i / initial_lr_0``.
 
-    ``state_dict()`` leaves the schedule out (it is configuration, not state): to resume, build a
-    new ``ScheduleLR`` with the same schedule and load the saved state into it.
+    ``momentum``: an optional second schedule ``t -> momentum`` written into every group with the
+    rate, as ``momentum`` (SGD, RMSprop) or as Adam's ``beta1`` (``betas[0]``): what torch's
+    ``OneCycleLR(cycle_momentum=True)`` does. Like torch, it writes a momentum even into an SGD built
+    without one (``momentum=0``), which turns on SGD's momentum buffer.
+
+    ``state_dict()`` leaves the schedules out (they are configuration, not state): to resume, build a
+    new ``ScheduleLR`` with the same schedules and load the saved state into it.
 
     Example::
 
@@ -41,19 +46,47 @@ class ScheduleLR(LRScheduler):
         for epoch in range(20):
             train_one_epoch(net, opt)   # trains at CosineScheduler(...)(epoch)
             sched.step()
+
+        one = OneCycleScheduler(total_steps=30 * len(train_iter), max_lr=0.3)
+        sched = ScheduleLR(opt, one, momentum=one.momentum)   # .step() after every update
     """
 
-    def __init__(self, optimizer: Optimizer, schedule: Callable[[int], float], last_epoch: int = -1) -> None:
+    def __init__(self, optimizer: Optimizer, schedule: Callable[[int], float], last_epoch: int = -1, *,
+                 momentum: Callable[[int], float] | None = None) -> None:
         if not callable(schedule):
             raise TypeError(f"schedule must be callable (t -> learning rate), got {type(schedule).__name__}")
+        if momentum is not None:
+            if not callable(momentum):
+                raise TypeError(f"momentum must be callable (t -> momentum) or None, got {type(momentum).__name__}")
+            defaults = getattr(optimizer, "defaults", {})
+            if "momentum" not in defaults and "betas" not in defaults:
+                raise ValueError(f"momentum= needs an optimizer with a momentum (SGD, RMSprop) or betas (Adam, AdamW); "
+                                 f"{type(optimizer).__name__} has neither")
         self.schedule = schedule
+        self.momentum = momentum
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[Any]:
+        self._set_momentum(self.last_epoch)
         return self._lrs_at(self.last_epoch)
 
     def _get_closed_form_lr(self) -> list[Any]:
+        self._set_momentum(self.last_epoch)
         return self._lrs_at(self.last_epoch)
+
+    def _set_momentum(self, t: int) -> None:
+        """Write ``momentum(t)`` into every group: as ``momentum``, or as Adam's ``beta1`` (what OneCycleLR does)."""
+        if self.momentum is None:
+            return
+        value = self.momentum(t)
+        m = float(value)
+        if not 0.0 <= m < 1.0:
+            raise ValueError(f"momentum({t}) returned {value!r}; a momentum must be in [0, 1)")
+        for group in self.optimizer.param_groups:
+            if "betas" in group:
+                group["betas"] = (m, *group["betas"][1:])
+            else:
+                group["momentum"] = m
 
     def _lrs_at(self, t: int) -> list[Any]:
         lr = _checked_rate(self.schedule(t), f"schedule({t})")
@@ -68,6 +101,7 @@ class ScheduleLR(LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.pop("schedule", None)
+        state.pop("momentum", None)
         return state
 
 

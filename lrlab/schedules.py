@@ -38,6 +38,10 @@ __all__ = [
     "LinearWarmup",
     "SequentialScheduler",
     "WarmupMultiFactorSchedule",
+    "OneCycleScheduler",
+    "OneCycleMomentum",
+    "CosineRestartsScheduler",
+    "WSDScheduler",
 ]
 
 
@@ -505,3 +509,249 @@ class WarmupMultiFactorSchedule(Schedule):
         factor = np.where(t < W, warm, 1.0)
         k = np.searchsorted(np.asarray(self.milestones, dtype=np.float64), t, side="right")
         return self.base_lr * factor * np.power(self.gamma, k)
+
+
+# --------------------------------------------------------------------------- schedules practice uses today
+
+
+_ANNEAL_STRATEGIES = ("cos", "linear")
+
+
+def _anneal(start: Any, end: Any, pct: np.ndarray, strategy: str) -> np.ndarray:
+    """From ``start`` (pct = 0) to ``end`` (pct = 1): torch's ``OneCycleLR`` annealing functions."""
+    if strategy == "cos":
+        return end + (start - end) / 2.0 * (np.cos(np.pi * pct) + 1.0)
+    return (end - start) * pct + start
+
+
+@dataclass(frozen=True)
+class OneCycleScheduler(Schedule):
+    """The one-cycle policy (Smith & Topin, 2018), the closed form of torch's ``OneCycleLR``.
+
+    With ``T = total_steps``, ``p = pct_start``, ``initial = max_lr / div_factor`` and
+    ``min = initial / final_div_factor``, the rate is annealed (cosine or linear) between
+    phase ends, each ``(end step, from, to)``::
+
+        two phases   : (p*T - 1, initial, max_lr),  (T - 1, max_lr, min)
+        three phases : (p*T - 1, initial, max_lr),  (2*p*T - 2, max_lr, initial),  (T - 1, initial, min)
+
+    At step ``t`` the phase is the first whose end step is ``>= t`` (else the last), and
+    ``pct = (t - previous end) / (end - previous end)`` (the first phase starts at 0);
+    cosine annealing is ``to + (from - to) / 2 * (cos(pi * pct) + 1)``, linear ``from + (to - from) * pct``.
+    Exactly torch's rule, including its value at ``t = T`` (the last phase continued a step past
+    its end); for ``t > T``, where torch raises, the rate stays at ``min``.
+
+    :attr:`momentum` is the momentum (SGD) or Adam's ``beta1`` that ``OneCycleLR(cycle_momentum=True)``
+    sets in the same steps: from ``max_momentum`` down to ``base_momentum`` while the rate rises, and
+    back up while it falls (three phases: ``max -> base -> max -> max``). Drive both with
+    ``ScheduleLR(optimizer, sched, momentum=sched.momentum)``.
+    """
+
+    total_steps: int
+    max_lr: float
+    pct_start: float = 0.3
+    anneal_strategy: str = "cos"
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    three_phase: bool = False
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+
+    def __post_init__(self) -> None:
+        if isinstance(self.total_steps, bool) or not isinstance(self.total_steps, numbers.Integral) or self.total_steps < 1:
+            raise ValueError(f"total_steps must be an int >= 1 (the number of updates), got {self.total_steps!r}")
+        object.__setattr__(self, "max_lr", _non_negative("max_lr", self.max_lr))
+        pct = _finite("pct_start", self.pct_start)
+        if not 0.0 <= pct <= 1.0:
+            raise ValueError(f"pct_start must be in [0, 1] (the fraction of steps spent rising), got {pct!r}")
+        object.__setattr__(self, "pct_start", pct)
+        if self.anneal_strategy not in _ANNEAL_STRATEGIES:
+            raise ValueError(f"anneal_strategy must be one of {_ANNEAL_STRATEGIES}, got {self.anneal_strategy!r}")
+        object.__setattr__(self, "div_factor", _positive("div_factor", self.div_factor))
+        object.__setattr__(self, "final_div_factor", _positive("final_div_factor", self.final_div_factor))
+        object.__setattr__(self, "base_momentum", _non_negative("base_momentum", self.base_momentum))
+        object.__setattr__(self, "max_momentum", _non_negative("max_momentum", self.max_momentum))
+        ends = [end for end, _, _ in self._phases("lr")]
+        starts = [0.0] + ends[:-1]
+        if any(e <= s for s, e in zip(starts, ends)):
+            raise ValueError(
+                f"pct_start={pct!r} with total_steps={self.total_steps} leaves a phase without steps (phase ends "
+                f"{ends}); torch's OneCycleLR would divide by zero there: raise total_steps or move pct_start "
+                "away from 0 and 1"
+            )
+
+    @property
+    def initial_lr(self) -> float:
+        return self.max_lr / self.div_factor
+
+    @property
+    def min_lr(self) -> float:
+        return self.initial_lr / self.final_div_factor
+
+    @property
+    def momentum(self) -> "OneCycleMomentum":
+        """The momentum (or Adam's beta1) schedule that goes with this rate schedule."""
+        return OneCycleMomentum(self)
+
+    def _phases(self, what: str) -> list:
+        T, p = self.total_steps, self.pct_start
+        if what == "lr":
+            lo, hi, end = self.initial_lr, self.max_lr, self.min_lr
+        else:  # momentum moves against the rate
+            lo, hi, end = self.max_momentum, self.base_momentum, self.max_momentum
+        if self.three_phase:
+            return [(float(p * T) - 1, lo, hi), (float(2 * p * T) - 2, hi, lo), (T - 1, lo, end)]
+        return [(float(p * T) - 1, lo, hi), (T - 1, hi, end)]
+
+    def _values(self, t: np.ndarray, what: str) -> np.ndarray:
+        phases = self._phases(what)
+        ends = np.array([e for e, _, _ in phases])
+        index = np.minimum(np.searchsorted(ends, t, side="left"), len(phases) - 1)
+        out = np.empty_like(t)
+        for i, (end, start_value, end_value) in enumerate(phases):
+            mask = index == i
+            if np.any(mask):
+                begin = phases[i - 1][0] if i else 0.0
+                pct = (t[mask] - begin) / (end - begin)
+                out[mask] = _anneal(start_value, end_value, pct, self.anneal_strategy)
+        final = self.min_lr if what == "lr" else phases[-1][2]
+        return np.where(t > self.total_steps, final, out)
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        return self._values(t, "lr")
+
+
+@dataclass(frozen=True)
+class OneCycleMomentum(Schedule):
+    """The momentum half of a :class:`OneCycleScheduler` (its ``.momentum``): see there."""
+
+    cycle: OneCycleScheduler
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        return self.cycle._values(t, "momentum")
+
+
+@dataclass(frozen=True)
+class CosineRestartsScheduler(Schedule):
+    """Cosine annealing with warm restarts, SGDR (Loshchilov & Hutter, 2017).
+
+    The ``i``-th cycle (``i = 0, 1, ...``) lasts ``T_i = T_0 * T_mult ** i`` steps and starts at
+    ``S_i = T_0 * (T_mult ** i - 1) / (T_mult - 1)`` (``i * T_0`` when ``T_mult = 1``); inside it::
+
+        lr(t) = eta_min + (base_lr - eta_min) * (1 + cos(pi * (t - S_i) / T_i)) / 2
+
+    so the rate jumps back to ``base_lr`` at every ``S_i``. The closed form of torch's
+    ``CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)``, at integer steps (``.step()``) and at
+    fractional ones (``.step(epoch)``, e.g. ``epoch + i / iters`` per update).
+    """
+
+    T_0: int
+    T_mult: int = 1
+    eta_min: float = 0.0
+    base_lr: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("T_0", "T_mult"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1 (as in torch's CosineAnnealingWarmRestarts), got {value!r}")
+        object.__setattr__(self, "eta_min", _non_negative("eta_min", self.eta_min))
+        object.__setattr__(self, "base_lr", _non_negative("base_lr", self.base_lr))
+
+    def cycle(self, t: np.ndarray) -> tuple:
+        """``(start S_i, length T_i)`` of the cycle that each step ``t`` is in."""
+        T0, m = float(self.T_0), self.T_mult
+        if m == 1:
+            i = np.floor(t / T0)
+            return i * T0, np.full_like(t, T0)
+        # the cycle index by counting, not by a logarithm (exact at the restarts)
+        i = np.floor(np.log(t / T0 * (m - 1) + 1) / np.log(m))
+        start = T0 * (np.power(float(m), i) - 1) / (m - 1)
+        i = np.where(start > t, i - 1, np.where(T0 * (np.power(float(m), i + 1) - 1) / (m - 1) <= t, i + 1, i))
+        start = T0 * (np.power(float(m), i) - 1) / (m - 1)
+        return start, T0 * np.power(float(m), i)
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        start, length = self.cycle(t)
+        return self.eta_min + (self.base_lr - self.eta_min) * (1.0 + np.cos(np.pi * (t - start) / length)) / 2.0
+
+
+_WSD_SHAPES = ("linear", "cosine", "1-sqrt")
+
+
+@dataclass(frozen=True)
+class WSDScheduler(Schedule):
+    """Warmup, stable, decay (MiniCPM, Hu et al., 2024; Hägele et al., 2024).
+
+    With ``T = max_update``, ``W = warmup_steps`` and ``D`` decay steps (``decay_steps``, or
+    ``decay_fraction * T``)::
+
+        t < W           : warmup_begin_lr + (base_lr - warmup_begin_lr) * t / W
+        W <= t < T - D  : base_lr
+        T - D <= t < T  : final_lr + (base_lr - final_lr) * f((t - (T - D)) / D)
+        t >= T          : final_lr
+
+    with ``f(x) = 1 - x`` ("linear"), ``(1 + cos(pi x)) / 2`` ("cosine") or ``1 - sqrt(x)``
+    ("1-sqrt", Hägele et al.'s best shape). The stable phase does not depend on ``T``: one run at
+    ``base_lr`` can be cooled down from any of its checkpoints, which is why the schedule suits a
+    budget that is not known in advance. With ``warmup_begin_lr = final_lr`` these are the values of
+    HuggingFace's ``get_wsd_schedule`` (linear warmup, ``min_lr_ratio = final_lr / base_lr``).
+    """
+
+    max_update: float
+    base_lr: float = 0.1
+    final_lr: float = 0.0
+    warmup_steps: float = 0
+    decay_steps: Any = None
+    decay_fraction: Any = None
+    decay_shape: str = "1-sqrt"
+    warmup_begin_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        T = _positive("max_update", self.max_update)
+        object.__setattr__(self, "max_update", T)
+        object.__setattr__(self, "base_lr", _non_negative("base_lr", self.base_lr))
+        object.__setattr__(self, "final_lr", _non_negative("final_lr", self.final_lr))
+        object.__setattr__(self, "warmup_begin_lr", _non_negative("warmup_begin_lr", self.warmup_begin_lr))
+        object.__setattr__(self, "warmup_steps", _warmup(self.warmup_steps, T))
+        if (self.decay_steps is None) == (self.decay_fraction is None):
+            raise ValueError("give the decay's length as exactly one of decay_steps (a step count) or "
+                             "decay_fraction (of max_update), e.g. decay_fraction=0.2")
+        if self.decay_fraction is not None:
+            fraction = _finite("decay_fraction", self.decay_fraction)
+            if not 0.0 < fraction <= 1.0:
+                raise ValueError(f"decay_fraction must be in (0, 1], got {fraction!r}")
+            object.__setattr__(self, "decay_fraction", fraction)
+        else:
+            object.__setattr__(self, "decay_steps", _positive("decay_steps", self.decay_steps))
+        if self.decay_shape not in _WSD_SHAPES:
+            raise ValueError(f"decay_shape must be one of {_WSD_SHAPES}, got {self.decay_shape!r}")
+        if self.warmup_steps + self.decay_length > T:
+            raise ValueError(
+                f"warmup_steps ({self.warmup_steps:g}) + the decay ({self.decay_length:g} steps) exceed max_update "
+                f"({T:g}): shorten one of them or raise max_update"
+            )
+
+    @property
+    def decay_length(self) -> float:
+        """``D``, the decay's number of steps."""
+        return self.decay_fraction * self.max_update if self.decay_steps is None else self.decay_steps
+
+    @property
+    def decay_start(self) -> float:
+        """``T - D``: the last step of the stable phase is just before it."""
+        return self.max_update - self.decay_length
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        W, D, start = self.warmup_steps, self.decay_length, self.decay_start
+        x = np.clip((t - start) / D, 0.0, 1.0)
+        if self.decay_shape == "linear":
+            f = 1.0 - x
+        elif self.decay_shape == "cosine":
+            f = (1.0 + np.cos(np.pi * x)) / 2.0
+        else:
+            f = 1.0 - np.sqrt(x)
+        decay = self.final_lr + (self.base_lr - self.final_lr) * f
+        warm = _linear_warmup(t, self.warmup_begin_lr, self.base_lr, W)
+        return np.where(t < W, warm, np.where(t < start, self.base_lr,
+                                              np.where(t < self.max_update, decay, self.final_lr)))

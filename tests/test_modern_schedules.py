@@ -1,0 +1,275 @@
+"""One-cycle, warm restarts and warmup-stable-decay against independent references: torch's
+OneCycleLR and CosineAnnealingWarmRestarts traced step by step, HuggingFace's WSD formula, and
+values worked by hand; plus invariants (hypothesis) and every parameter error."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from torch.optim import lr_scheduler as L
+
+from lrlab import CosineRestartsScheduler, OneCycleScheduler, ScheduleLR, WSDScheduler
+
+TOL = 1e-12
+
+
+def trace(make_scheduler, n, optimizer="sgd", step=None):
+    """(lr, momentum) in the optimizer's first group during each of ``n`` updates."""
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(p, lr=0.1, momentum=0.9) if optimizer == "sgd" else torch.optim.Adam(p, lr=0.1)
+    sched = make_scheduler(opt)
+    lrs, moms = [], []
+    for t in range(n):
+        g = opt.param_groups[0]
+        lrs.append(g["lr"])
+        moms.append(g["momentum"] if optimizer == "sgd" else g["betas"][0])
+        opt.step()
+        if t < n - 1:
+            sched.step()
+    return np.array(lrs), np.array(moms)
+
+
+# ----------------------------------------------------------------- one-cycle
+
+
+ONE_CYCLE_CASES = [
+    dict(pct_start=0.3),
+    dict(pct_start=0.25, anneal_strategy="linear"),
+    dict(pct_start=0.3, three_phase=True),
+    dict(pct_start=0.4, three_phase=True, anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0),
+    dict(pct_start=0.5, base_momentum=0.8, max_momentum=0.99),
+]
+
+
+@pytest.mark.parametrize("kwargs", ONE_CYCLE_CASES)
+@pytest.mark.parametrize("total", [20, 97])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_one_cycle_equals_torch_at_every_step(kwargs, total, optimizer):
+    # total + 1 steps: torch also defines the value at t = total_steps (its last phase, one step on)
+    lrs, moms = trace(lambda o: L.OneCycleLR(o, max_lr=0.3, total_steps=total, **kwargs), total + 1, optimizer)
+    ours = OneCycleScheduler(total, 0.3, **kwargs)
+    t = np.arange(total + 1.0)
+    np.testing.assert_allclose(ours(t), lrs, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(ours.momentum(t), moms, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_schedule_lr_drives_momentum_like_one_cycle_lr(optimizer):
+    one = OneCycleScheduler(40, 0.5, three_phase=True)
+    ours = trace(lambda o: ScheduleLR(o, one, momentum=one.momentum), 41, optimizer)
+    theirs = trace(lambda o: L.OneCycleLR(o, 0.5, total_steps=40, three_phase=True), 41, optimizer)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=TOL, atol=TOL)
+
+
+def test_one_cycle_lr_writes_momentum_into_plain_sgd():
+    # The chapter's claim: SGD built without momentum gets one from OneCycleLR (and from our adapter).
+    for make in (lambda o: L.OneCycleLR(o, 0.3, total_steps=10),
+                 lambda o: ScheduleLR(o, (one := OneCycleScheduler(10, 0.3)), momentum=one.momentum)):
+        p = [torch.nn.Parameter(torch.ones(1))]
+        opt = torch.optim.SGD(p, lr=0.3)
+        assert opt.param_groups[0]["momentum"] == 0
+        make(opt)
+        assert opt.param_groups[0]["momentum"] == 0.95
+        p[0].grad = torch.ones(1)
+        opt.step()
+        assert "momentum_buffer" in opt.state[p[0]] and opt.state[p[0]]["momentum_buffer"] is not None
+
+
+def test_one_cycle_by_hand():
+    one = OneCycleScheduler(total_steps=11, max_lr=1.0, pct_start=0.5, div_factor=4.0, final_div_factor=5.0,
+                            anneal_strategy="linear")
+    # initial 0.25, min 0.05; phase ends 4.5 and 10
+    assert one(0) == 0.25
+    assert one(4.5) == pytest.approx(1.0, abs=TOL)
+    assert one(2.25) == pytest.approx(0.625, abs=TOL)
+    assert one(10) == pytest.approx(0.05, abs=TOL)
+    assert one(7.25) == pytest.approx(0.525, abs=TOL)  # halfway from 4.5 to 10
+    assert one(12) == one.min_lr == pytest.approx(0.05)
+    cos = OneCycleScheduler(total_steps=11, max_lr=1.0, pct_start=0.5, div_factor=4.0, final_div_factor=5.0)
+    assert cos(2.25) == pytest.approx(0.25 + 0.75 * (1 - math.cos(math.pi / 2)) / 2, abs=TOL)
+
+
+def test_one_cycle_past_the_end_holds_min_where_torch_raises():
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(p, lr=0.1)
+    sched = L.OneCycleLR(opt, 0.3, total_steps=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(5):
+            opt.step()
+            sched.step()
+        with pytest.raises(ValueError, match="Tried to step"):
+            opt.step()
+            sched.step()
+    one = OneCycleScheduler(5, 0.3)
+    assert one(6) == one(100) == one.min_lr
+
+
+# ----------------------------------------------------------------- warm restarts
+
+
+@pytest.mark.parametrize("T_0, T_mult", [(10, 1), (5, 2), (3, 3), (1, 2), (7, 1)])
+def test_restarts_equal_torch_at_integer_steps(T_0, T_mult):
+    lrs, _ = trace(lambda o: L.CosineAnnealingWarmRestarts(o, T_0=T_0, T_mult=T_mult, eta_min=0.01), 120)
+    ours = CosineRestartsScheduler(T_0, T_mult, eta_min=0.01, base_lr=0.1)  # trace's optimizer starts at 0.1
+    np.testing.assert_allclose(ours(np.arange(120.0)), lrs, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("T_0, T_mult", [(10, 1), (5, 2), (3, 3)])
+def test_restarts_equal_torch_at_fractional_steps(T_0, T_mult):
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(p, lr=0.3)
+    sched = L.CosineAnnealingWarmRestarts(opt, T_0=T_0, T_mult=T_mult, eta_min=0.01)
+    steps = np.arange(0.0, 80.0, 0.37)
+    theirs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # step(epoch) is torch's documented way to step per update
+        for x in steps:
+            opt.step()
+            sched.step(float(x))
+            theirs.append(opt.param_groups[0]["lr"])
+    ours = CosineRestartsScheduler(T_0, T_mult, eta_min=0.01, base_lr=0.3)
+    np.testing.assert_allclose(ours(steps), theirs, rtol=TOL, atol=TOL)
+
+
+def test_restarts_by_hand():
+    s = CosineRestartsScheduler(T_0=10, T_mult=2, eta_min=0.0, base_lr=1.0)
+    # cycles [0, 10), [10, 30), [30, 70)
+    assert s(0) == 1.0 and s(10) == 1.0 and s(30) == 1.0 and s(70) == 1.0
+    assert s(5) == pytest.approx(0.5, abs=TOL)
+    assert s(20) == pytest.approx(0.5, abs=TOL)
+    assert s(50) == pytest.approx(0.5, abs=TOL)
+    assert s(29.999) < 1e-6
+    np.testing.assert_array_equal(s.cycle(np.array([0.0, 9.9, 10.0, 29.0, 30.0]))[0], [0, 0, 10, 10, 30])
+
+
+# ----------------------------------------------------------------- warmup-stable-decay
+
+
+def hf_wsd_factor(step, *, num_warmup_steps, num_stable_steps, num_decay_steps, decay_type, min_lr_ratio):
+    """HuggingFace transformers' ``_get_wsd_scheduler_lambda`` (linear warmup, num_cycles=0.5), as documented."""
+    if step < num_warmup_steps:
+        progress = float(step) / float(max(1, num_warmup_steps))
+        return max(0.0, progress * (1.0 - min_lr_ratio) + min_lr_ratio)
+    if step < num_warmup_steps + num_stable_steps:
+        return 1.0
+    if step < num_warmup_steps + num_stable_steps + num_decay_steps:
+        progress = float(step - num_warmup_steps - num_stable_steps) / float(max(1, num_decay_steps))
+        factor = {"linear": 1.0 - progress, "cosine": 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)),
+                  "1-sqrt": 1.0 - math.sqrt(progress)}[decay_type]
+        return max(0.0, factor * (1.0 - min_lr_ratio) + min_lr_ratio)
+    return min_lr_ratio
+
+
+@pytest.mark.parametrize("shape", ["linear", "cosine", "1-sqrt"])
+@pytest.mark.parametrize("warmup, decay, final", [(5, 20, 0.0), (0, 7, 0.01), (10, 90, 0.003)])
+def test_wsd_equals_huggingface_formula(shape, warmup, decay, final):
+    T, base = 100, 0.3
+    ours = WSDScheduler(T, base_lr=base, final_lr=final, warmup_steps=warmup, decay_steps=decay,
+                        decay_shape=shape, warmup_begin_lr=final)
+    ratio = final / base
+    expected = [base * hf_wsd_factor(t, num_warmup_steps=warmup, num_stable_steps=T - warmup - decay,
+                                     num_decay_steps=decay, decay_type=shape, min_lr_ratio=ratio)
+                for t in range(T + 10)]
+    np.testing.assert_allclose(ours(np.arange(T + 10.0)), expected, rtol=TOL, atol=TOL)
+
+
+def test_wsd_by_hand_and_fraction_equals_steps():
+    s = WSDScheduler(30, base_lr=0.3, warmup_steps=2, decay_fraction=0.2, decay_shape="1-sqrt")
+    assert s.decay_length == pytest.approx(6.0) and s.decay_start == pytest.approx(24.0)
+    assert s(0) == 0.0 and s(1) == pytest.approx(0.15)
+    assert s(2) == s(23) == 0.3
+    assert s(24) == 0.3
+    assert s(25.5) == pytest.approx(0.3 * (1 - math.sqrt(0.25)))  # x = 1.5 / 6
+    assert s(30) == 0.0 and s(31) == 0.0
+    same = WSDScheduler(30, base_lr=0.3, warmup_steps=2, decay_steps=6, decay_shape="1-sqrt")
+    t = np.arange(0.0, 35.0, 0.5)
+    np.testing.assert_array_equal(s(t), same(t))
+
+
+@given(T1=st.integers(10, 200), T2=st.integers(10, 200), frac=st.floats(0.05, 0.8),
+       shape=st.sampled_from(["linear", "cosine", "1-sqrt"]))
+@settings(max_examples=60, deadline=None)
+def test_wsd_stable_phase_does_not_depend_on_the_budget(T1, T2, frac, shape):
+    a = WSDScheduler(T1, base_lr=0.2, warmup_steps=2, decay_fraction=frac, decay_shape=shape)
+    b = WSDScheduler(T2, base_lr=0.2, warmup_steps=2, decay_fraction=frac, decay_shape=shape)
+    shared = np.arange(0.0, min(a.decay_start, b.decay_start), 0.25)
+    np.testing.assert_array_equal(a(shared), b(shared))
+
+
+@given(total=st.integers(10, 500), pct=st.floats(0.1, 0.9), three=st.booleans(),
+       strategy=st.sampled_from(["cos", "linear"]), t=st.floats(0, 600))
+@settings(max_examples=100, deadline=None)
+def test_one_cycle_stays_between_its_bounds(total, pct, three, strategy, t):
+    try:
+        one = OneCycleScheduler(total, 0.4, pct_start=pct, three_phase=three, anneal_strategy=strategy)
+    except ValueError as err:  # a phase without steps: refused, where torch would divide by zero
+        assert "phase without steps" in str(err)
+        assume(False)
+    if t <= total - 1:  # torch extrapolates one step past the last phase's end
+        assert one.min_lr - 1e-15 <= one(t) <= one.max_lr + 1e-15
+        assert one.base_momentum - 1e-15 <= one.momentum(t) <= one.max_momentum + 1e-15
+
+
+@given(T_0=st.integers(1, 20), T_mult=st.integers(1, 4), t=st.floats(0, 1e4))
+@settings(max_examples=100, deadline=None)
+def test_restarts_stay_in_range_and_cycle_contains_t(T_0, T_mult, t):
+    s = CosineRestartsScheduler(T_0, T_mult, eta_min=0.01, base_lr=0.2)
+    start, length = s.cycle(np.array([t]))
+    assert start[0] <= t < start[0] + length[0]
+    assert 0.01 - 1e-15 <= s(t) <= 0.2 + 1e-15
+
+
+# ----------------------------------------------------------------- parameter errors
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: OneCycleScheduler(0, 0.1), "total_steps"),
+    (lambda: OneCycleScheduler(10.0, 0.1), "total_steps"),
+    (lambda: OneCycleScheduler(10, -0.1), "max_lr"),
+    (lambda: OneCycleScheduler(10, 0.1, pct_start=1.5), "pct_start"),
+    (lambda: OneCycleScheduler(10, 0.1, pct_start=0.1), "phase without steps"),
+    (lambda: OneCycleScheduler(10, 0.1, anneal_strategy="cosine"), "anneal_strategy"),
+    (lambda: OneCycleScheduler(10, 0.1, div_factor=0), "div_factor"),
+    (lambda: OneCycleScheduler(10, 0.1, final_div_factor=-1), "final_div_factor"),
+    (lambda: OneCycleScheduler(10, 0.1, base_momentum=float("nan")), "base_momentum"),
+    (lambda: CosineRestartsScheduler(0), "T_0"),
+    (lambda: CosineRestartsScheduler(5, T_mult=0), "T_mult"),
+    (lambda: CosineRestartsScheduler(5, T_mult=1.5), "T_mult"),
+    (lambda: CosineRestartsScheduler(5, eta_min=-1), "eta_min"),
+    (lambda: WSDScheduler(0, decay_fraction=0.2), "max_update"),
+    (lambda: WSDScheduler(10), "exactly one of decay_steps"),
+    (lambda: WSDScheduler(10, decay_steps=2, decay_fraction=0.2), "exactly one of decay_steps"),
+    (lambda: WSDScheduler(10, decay_fraction=0.0), "decay_fraction"),
+    (lambda: WSDScheduler(10, decay_fraction=1.2), "decay_fraction"),
+    (lambda: WSDScheduler(10, decay_steps=-2), "decay_steps"),
+    (lambda: WSDScheduler(10, decay_steps=2, decay_shape="sqrt"), "decay_shape"),
+    (lambda: WSDScheduler(10, warmup_steps=5, decay_steps=6), "exceed max_update"),
+    (lambda: WSDScheduler(10, warmup_steps=11, decay_steps=1), "warmup_steps"),
+])
+def test_bad_parameters_fail_with_their_name(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_schedule_lr_momentum_errors():
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    with pytest.raises(ValueError, match="momentum= needs an optimizer"):
+        ScheduleLR(torch.optim.Adagrad(p, lr=0.1), lambda t: 0.1, momentum=lambda t: 0.9)
+    with pytest.raises(TypeError, match="momentum must be callable"):
+        ScheduleLR(torch.optim.SGD(p, lr=0.1), lambda t: 0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=r"momentum\(0\) returned 1.5"):
+        ScheduleLR(torch.optim.SGD(p, lr=0.1), lambda t: 0.1, momentum=lambda t: 1.5)
+
+
+def test_schedule_lr_state_dict_leaves_both_schedules_out():
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    one = OneCycleScheduler(10, 0.3)
+    state = ScheduleLR(torch.optim.SGD(p, lr=0.1), one, momentum=one.momentum).state_dict()
+    assert "schedule" not in state and "momentum" not in state
+    torch.save(state, "/dev/null")
