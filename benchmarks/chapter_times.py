@@ -59,6 +59,11 @@ def write(rows: list, path: Path = OUT) -> None:
     results.write_atomic(path, buf.getvalue())
 
 
+def _plain(text: str) -> str:
+    """``text`` without the terminal colour codes (ANSI escapes) of IPython's tracebacks."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
 def run_chapter(name: str, profile: str) -> tuple:
     """(seconds or None, status) of executing ``book/<name>.ipynb`` in ``profile``."""
     import nbformat
@@ -73,7 +78,10 @@ def run_chapter(name: str, profile: str) -> tuple:
     try:
         client.execute()
     except CellExecutionError as err:
-        last = [line for line in str(err).splitlines() if line.strip()][-1]
+        last = [line for line in _plain(str(err)).splitlines() if line.strip()][-1]
+        missing = re.match(r"MissingDataError: ([^:]+):", last)
+        if missing:  # lrlab's message names the dataset first
+            return None, f"{missing.group(1)} not on the measuring machine"
         return None, f"failed: {last[:200]}"
     return time.perf_counter() - start, "ok"
 

@@ -21,13 +21,18 @@ from .schedules import (
     SquareRootScheduler,
     StepScheduler,
     WarmupMultiFactorSchedule,
+    OneCycleScheduler,
+    OneCycleMomentum,
+    CosineRestartsScheduler,
+    WSDScheduler,
 )
 from .lr_scheduler import ScheduleLR, WarmupMultiFactorScheduler, trace_scheduler
+from .lr_find import LRFindResult, LRFindSpread, lr_find, lr_find_seeds
 from .device import try_gpu
 from .profiles import Experiment, experiment, get_profile
 from .data import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist, validation_split
 from .models import ImprovedCNN, LeNet, SimpleModel
-from .train import History, evaluate_accuracy, train
+from .train import History, evaluate_accuracy, is_schedule_free, train
 from .plot import plot_histories, plot_lr_trace, plot_runs, plot_schedules
 from .results import read_table
 from . import course, results  # noqa: F401 (lrlab.course.glue, lrlab.results.compare_table in the chapters)
@@ -36,13 +41,16 @@ __all__ = [
     # schedules: pure functions of the step
     "Schedule", "ConstantScheduler", "SquareRootScheduler", "FactorScheduler", "MultiFactorScheduler",
     "StepScheduler", "ExponentialScheduler", "CosineScheduler", "PolyScheduler", "WarmupMultiFactorSchedule",
-    "LinearWarmup", "SequentialScheduler",
+    "LinearWarmup", "SequentialScheduler", "OneCycleScheduler", "OneCycleMomentum", "CosineRestartsScheduler",
+    "WSDScheduler",
     # torch drop-ins
     "ScheduleLR", "WarmupMultiFactorScheduler", "trace_scheduler",
+    # the learning-rate range test
+    "lr_find", "lr_find_seeds", "LRFindResult", "LRFindSpread",
     # training harness
     "try_gpu", "Experiment", "experiment", "get_profile", "TensorLoader", "load_data_fashion_mnist",
     "load_data_mnist", "load_data_cifar10", "validation_split", "LeNet", "SimpleModel", "ImprovedCNN", "History", "train",
-    "evaluate_accuracy", "plot_schedules", "plot_histories", "plot_lr_trace",
+    "evaluate_accuracy", "is_schedule_free", "plot_schedules", "plot_histories", "plot_lr_trace",
     # measured results (book/results)
     "read_table", "plot_runs",
 ]

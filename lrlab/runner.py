@@ -14,6 +14,19 @@ writes its tidy table and provenance under ``book/results/`` (see :mod:`lrlab.re
     of epochs), and a constant rate (the course's baseline). Seeds 42 (the tutorial's) to 46. On the
     real MNIST splits when they are on disk, else on the MNIST test split cut 8,000 / 2,000
     (:func:`lrlab.data.load_data_mnist_test_split`), which the ``data`` column says.
+``lr_find``
+    Beyond the sources: constant-rate runs of 10 epochs in d2l's setting at each rule's median
+    suggestion of the LR range test (:data:`RANGE_TEST_LR`, from :func:`range_test` over seeds 0 to
+    4), seeds 0 to 2, to compare with d2l's constant 0.3 after 10 epochs (the same seeds).
+``cycles``
+    In d2l's setting (LeNet, Fashion-MNIST, batch 256, plain SGD, 30 epochs),
+    seeds 0 to 2 (paired with d2l's runs of the same seeds): one-cycle to 0.3 with torch's momentum
+    cycling, and warm restarts (SGDR, cycles of 10 and 20 epochs), both stepped per update.
+``budget``
+    Warmup-stable-decay and a cosine, each for budgets of 10, 20 and 30 epochs (per update, half an
+    epoch of warmup, peak 0.3, down to 0), and schedule-free SGD for 30 epochs, seeds 0 to 2. The
+    warmup-stable-decay runs share their stable part bit for bit (same seed, same rates until their
+    decay starts), as one run cooled down from three checkpoints would.
 
 Safe to stop: after every epoch the net, optimizer, scheduler and random state (torch's generators
 and the loader's) are saved atomically to ``<results>/.runs/<run>.pt``; a new invocation resumes
@@ -48,9 +61,11 @@ from . import profiles as _profiles
 from . import results as _results
 from . import schedules as _s
 from .device import try_gpu
+from .lr_find import RULES, lr_find_seeds
+from .lr_scheduler import ScheduleLR
 from .train import train
 
-__all__ = ["Arm", "Study", "STUDIES", "RunSpec", "plan", "run", "main"]
+__all__ = ["Arm", "Study", "STUDIES", "RunSpec", "plan", "run", "main", "iters_per_epoch"]
 
 
 class _Rates:
@@ -72,7 +87,10 @@ class Arm:
 
     ``optimizer(params, cfg)`` builds the optimizer; ``scheduler(optimizer, cfg)`` what :func:`lrlab.train`
     gets as ``scheduler`` (None, a schedule, or a torch scheduler); ``rates(cfg)`` the pure schedule
-    ``t -> lr`` the run must train at (the tests check the table's ``lr`` column against it).
+    ``t -> lr`` the run must train at, per epoch (the rate of each epoch's first update; the tests check
+    the table's ``lr`` column against it). ``step_per``: what the scheduler's ``t`` counts, ``"epoch"`` or
+    ``"update"`` (as in :func:`lrlab.train`). ``num_epochs(cfg)``: the run's length when it is not the
+    experiment's (a shorter budget), else None.
     """
 
     variant: str
@@ -81,6 +99,12 @@ class Arm:
     optimizer: Callable[[Any, _profiles.Experiment], torch.optim.Optimizer]
     scheduler: Callable[[torch.optim.Optimizer, _profiles.Experiment], Any]
     rates: Callable[[_profiles.Experiment], Callable]
+    step_per: str = "epoch"
+    num_epochs: Optional[Callable[[_profiles.Experiment], int]] = None
+
+    def epochs(self, cfg: _profiles.Experiment) -> int:
+        """How many epochs this arm trains in ``cfg``'s profile."""
+        return cfg.num_epochs if self.num_epochs is None else self.num_epochs(cfg)
 
 
 @dataclass(frozen=True)
@@ -166,6 +190,119 @@ _MNIST_ARMS = (
         lambda opt, cfg: None, lambda cfg: _s.ConstantScheduler(lr=0.001)),
 )
 
+# --------------------------------------------------------------------------- beyond the sources (d2l's setting)
+
+
+def iters_per_epoch(cfg: _profiles.Experiment) -> int:
+    """Updates per epoch of the experiment's training loader: what per-update schedules count in."""
+    batches = math.ceil(cfg.spec.num_train / cfg.batch_size)
+    return batches if cfg.max_batches is None else min(batches, cfg.max_batches)
+
+
+def _per_update_arm(variant: str, name: str, label: str, make: Callable, *, epochs: Optional[int] = None,
+                    momentum: bool = False) -> Arm:
+    """An arm whose schedule ``make(cfg, iters)`` counts updates; plain SGD (as d2l's section trains),
+    starting at the schedule's first rate.
+
+    ``momentum``: the schedule has a ``.momentum`` schedule too (one-cycle), driven through
+    :class:`lrlab.ScheduleLR` like torch's ``OneCycleLR`` does. ``epochs``: the budget in full-profile
+    epochs (mapped to the profile), when it is not the experiment's.
+    """
+    def per_update(cfg):
+        return make(cfg, iters_per_epoch(cfg))
+
+    def scheduler(opt, cfg):
+        sched = per_update(cfg)
+        return ScheduleLR(opt, sched, momentum=sched.momentum) if momentum else sched
+
+    def rates(cfg):
+        sched, iters = per_update(cfg), iters_per_epoch(cfg)
+        return lambda t: sched(t * iters)
+
+    return Arm(variant, name, label, lambda params, cfg: torch.optim.SGD(params, lr=float(per_update(cfg)(0))),
+               scheduler, rates, step_per="update",
+               num_epochs=None if epochs is None else (lambda cfg: cfg.epochs(epochs)))
+
+
+def _warmup_updates(iters: int) -> int:
+    """The budget study's warmup: half an epoch of updates (our choice; the same for every budget)."""
+    return max(1, iters // 2)
+
+
+#: The rates of the chapters beyond the sources (our choices, stated in the chapters). The peak is d2l's
+#: 0.3 throughout. Schedule-free SGD runs at 1.0: the schedulefree package's README (1.4.1) calls a
+#: rate "10x-50x larger than classical rates" a good start for SGD, and in a 4-epoch probe on seed 0
+#: (training loss, not test accuracy) 1.0 trained faster than 0.3 (0.325 against 0.459 after 4
+#: epochs); higher was not tried.
+PEAK_LR = 0.3
+SCHEDULE_FREE_LR = 1.0
+BUDGETS = (10, 20, 30)
+
+#: The LR range test on d2l's setting (LeNet, Fashion-MNIST, batch 256, plain SGD; lr_find's defaults,
+#: 1e-7 to 10 in 100 updates), seeds 0 to 4: each rule's median suggestion, the constant rate its arm
+#: of the ``lr_find`` study trains at. :func:`range_test` recomputes them (the tests compare these
+#: digits with a fresh run where the data are on disk).
+RANGE_TEST_SEEDS = (0, 1, 2, 3, 4)
+RANGE_TEST_LR = {"valley": 0.13848863713938717, "steepest": 2.2570197196339215, "minimum": 0.18738174228603827}
+
+
+def range_test(cfg: _profiles.Experiment, root=None, seeds: Sequence[int] = RANGE_TEST_SEEDS, device=None):
+    """:func:`lrlab.lr_find_seeds` on the experiment: one range test per seed (net, loader order), plain SGD."""
+    device = torch.device("cpu") if device is None else torch.device(device)
+    train_iter, _ = cfg.load_data(root, seed=0, device=device)
+    return lr_find_seeds(lambda: cfg.make_model().to(device), train_iter, nn.CrossEntropyLoss(),
+                         lambda params: torch.optim.SGD(params, lr=PEAK_LR), seeds, device=device)
+
+
+def _range_test_arm(rule: str) -> Arm:
+    def rates(cfg):
+        return _s.ConstantScheduler(RANGE_TEST_LR[rule])
+
+    return Arm("range_test", rule, f"constant at the {rule} rule's median suggestion",
+               lambda params, cfg: torch.optim.SGD(params, lr=RANGE_TEST_LR[rule]), lambda opt, cfg: None, rates,
+               num_epochs=lambda cfg: cfg.epochs(10))
+
+
+_CYCLE_ARMS = (
+    _per_update_arm("course", "one_cycle", "one-cycle to 0.3, momentum cycled 0.95-0.85 (OneCycleLR's defaults)",
+                    lambda cfg, it: _s.OneCycleScheduler(total_steps=cfg.num_epochs * it, max_lr=PEAK_LR),
+                    momentum=True),
+    _per_update_arm("course", "restarts", "warm restarts from 0.3 to 0.01, T_0 = 10 epochs, T_mult = 2",
+                    lambda cfg, it: _s.CosineRestartsScheduler(T_0=cfg.epochs(10) * it, T_mult=2, eta_min=0.01,
+                                                               base_lr=PEAK_LR)),
+)
+
+
+def _budget_arm(kind: str, budget: int) -> Arm:
+    if kind == "wsd":
+        def make(cfg, it):
+            return _s.WSDScheduler(max_update=cfg.epochs(budget) * it, base_lr=PEAK_LR, final_lr=0.0,
+                                   warmup_steps=_warmup_updates(it), decay_fraction=0.2, decay_shape="1-sqrt")
+        label = f"warmup-stable-decay, {budget} epochs (1-sqrt decay over the last 20%)"
+    else:
+        def make(cfg, it):
+            return _s.CosineScheduler(max_update=cfg.epochs(budget) * it, base_lr=PEAK_LR, final_lr=0.0,
+                                      warmup_steps=_warmup_updates(it))
+        label = f"cosine tuned to {budget} epochs"
+    return _per_update_arm("budget", f"{kind}_{budget}", label, make, epochs=budget)
+
+
+def _schedule_free(params, cfg):
+    try:
+        import schedulefree  # the maintained package of Defazio et al. (2024)
+    except ImportError as err:
+        raise ImportError("the budget study's schedule-free run needs the schedulefree package: "
+                          "pip install schedulefree (or lrlab[book])") from err
+
+    return schedulefree.SGDScheduleFree(params, lr=SCHEDULE_FREE_LR, momentum=0.9,
+                                        warmup_steps=_warmup_updates(iters_per_epoch(cfg)))
+
+
+_BUDGET_ARMS = tuple(_budget_arm(kind, b) for kind in ("wsd", "cosine") for b in BUDGETS) + (
+    Arm("budget", "schedule_free", "schedule-free SGD at 1.0 (one run, read at every epoch)", _schedule_free,
+        lambda opt, cfg: None, lambda cfg: _s.ConstantScheduler(SCHEDULE_FREE_LR)),
+)
+
 STUDIES = {
     "d2l": Study(
         "d2l", "d2l",
@@ -178,6 +315,21 @@ STUDIES = {
         "mnist_cnn", "mnist_cnn", _MNIST_ARMS, (42, 43, 44, 45, 46),
         "the MNIST tutorial's ImprovedCNN with Adam under StepLR and CosineAnnealingLR",
         _mnist_data,
+    ),
+    "lr_find": Study(
+        "lr_find", "d2l", tuple(_range_test_arm(rule) for rule in RULES), (0, 1, 2),
+        "constant rates at the LR range test's suggestions, 10 epochs of d2l's setting (against d2l's 0.3)",
+        _experiment_data,
+    ),
+    "cycles": Study(
+        "cycles", "d2l", _CYCLE_ARMS, (0, 1, 2),
+        "one-cycle and warm restarts on d2l's LeNet / Fashion-MNIST, 30 epochs (against d2l's cosine, same seeds)",
+        _experiment_data,
+    ),
+    "budget": Study(
+        "budget", "d2l", _BUDGET_ARMS, (0, 1, 2),
+        "warmup-stable-decay and cosine at budgets of 10, 20 and 30 epochs, and schedule-free SGD, on d2l's setting",
+        _experiment_data,
     ),
 }
 
@@ -327,16 +479,17 @@ def run(spec: RunSpec, out: Path, cfg: _profiles.Experiment, *, root=None, devic
         rows, start, wall, sessions, started = (state["rows"], state["epoch"], state["wall_seconds"],
                                                 state["sessions"], state["started"])
         if on_epoch is not None:
-            print(f"{spec.id}: resuming after epoch {start} of {cfg.num_epochs}", flush=True)
+            print(f"{spec.id}: resuming after epoch {start} of {arm.epochs(cfg)}", flush=True)
     sessions += 1
     loss = nn.CrossEntropyLoss()
     stopped = None
-    for epoch in range(start, cfg.num_epochs):
+    num_epochs = arm.epochs(cfg)
+    for epoch in range(start, num_epochs):
         if stop_after is not None and epoch >= stop_after:
             return rows
         tick = time.perf_counter()
         h = train(net, train_iter, test_iter, epoch + 1, loss, optimizer, device, scheduler, live=False,
-                  start_epoch=epoch)
+                  start_epoch=epoch, step_per=arm.step_per)
         rows.append({"experiment": study.name, "variant": spec.variant, "schedule": spec.schedule,
                      "seed": spec.seed, "epoch": epoch, "lr": h.lr[0], "train_loss": h.train_loss[0],
                      "train_acc": h.train_acc[0], "test_loss": h.test_loss[0], "test_acc": h.test_acc[0],
@@ -349,7 +502,7 @@ def run(spec: RunSpec, out: Path, cfg: _profiles.Experiment, *, root=None, devic
                       "loader": train_iter.state_dict(), "rng": _rng_state(device), "wall_seconds": wall,
                       "sessions": sessions, "started": started}, checkpoint)
         if on_epoch is not None:
-            on_epoch(spec, rows[-1], cfg.num_epochs)
+            on_epoch(spec, rows[-1], num_epochs)
         if stopped:
             break
     _record(out, study.name, rows, {
@@ -391,7 +544,7 @@ def finished(out: Path, spec: RunSpec, cfg: _profiles.Experiment, data_label: st
                  & (frame.data == data_label)]
     if mine.empty:
         return False
-    if len(mine) == cfg.num_epochs:
+    if len(mine) == STUDIES[spec.study].arm(spec.variant, spec.schedule).epochs(cfg):
         return True
     prov = _results.read_provenance(table.with_name(f"{spec.study}.provenance.json"))["runs"].get(spec.id, {})
     return bool(prov.get("stopped"))
@@ -459,7 +612,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for r in todo:
         saved = checkpoint_path(out, r)
         done_epochs = torch.load(saved, weights_only=True)["epoch"] if saved.exists() else 0
-        remaining[r.study] += cfgs[r.study].num_epochs - done_epochs
+        remaining[r.study] += STUDIES[r.study].arm(r.variant, r.schedule).epochs(cfgs[r.study]) - done_epochs
     begin = time.perf_counter()
 
     def report(spec, row, num_epochs):

@@ -35,7 +35,7 @@ from torch.optim import lr_scheduler as _torch_sched
 
 from .schedules import _checked_rate
 
-__all__ = ["History", "train", "evaluate_accuracy"]
+__all__ = ["History", "train", "evaluate_accuracy", "is_schedule_free"]
 
 _STEP_PER = ("epoch", "update")
 _PLATEAU_METRICS = ("valid_loss", "train_loss", "test_loss")
@@ -219,6 +219,14 @@ def _scheduler_kind(scheduler, trainer) -> str:
     return kind
 
 
+def is_schedule_free(optimizer) -> bool:
+    """True for a schedule-free optimizer (Defazio et al., 2024; the ``schedulefree`` package): one with
+    ``.train()`` / ``.eval()`` methods that swap the net's weights, marked by ``train_mode`` in its groups."""
+    groups = getattr(optimizer, "param_groups", None)
+    return (callable(getattr(optimizer, "train", None)) and callable(getattr(optimizer, "eval", None))
+            and bool(groups) and "train_mode" in groups[0])
+
+
 def _loss_value(l: torch.Tensor):
     """(mean loss to backpropagate, sum over the batch or None if only the mean is known)."""
     if l.dim() == 0:
@@ -309,7 +317,12 @@ def train(
             with ``non_blocking=True``. ``test_iter=None`` skips evaluation (test metrics are NaN).
         num_epochs: number of epochs (an int >= 0).
         loss: e.g. ``nn.CrossEntropyLoss()``; a mean (or per-example) loss over the batch.
-        trainer: the optimizer.
+        trainer: the optimizer. A schedule-free one (``schedulefree.SGDScheduleFree``, ``AdamWScheduleFree``;
+            Defazio et al., 2024) is switched with its own protocol: ``trainer.train()`` before each epoch's
+            updates, ``trainer.eval()`` before evaluation, so the metrics are those of the averaged weights,
+            which the net also holds afterwards (and in :mod:`lrlab.runner`'s checkpoints). Passing it a
+            ``scheduler`` as well warns. (Nets with BatchNorm need their statistics recomputed for the
+            averaged weights; the course's LeNet has none.)
         device: where to train; None: where the net's parameters are.
         scheduler: what sets the learning rate:
 
@@ -364,6 +377,12 @@ def train(
         raise TypeError(f"trainer must be a torch optimizer (e.g. torch.optim.SGD(net.parameters(), lr=0.1)), "
                         f"got {type(trainer).__name__}")
     kind = _scheduler_kind(scheduler, trainer)
+    schedule_free = is_schedule_free(trainer)
+    if schedule_free and kind != "none":
+        warnings.warn(f"{type(trainer).__name__} is schedule-free: it needs no schedule (its warmup is the optimizer's "
+                      f"warmup_steps), yet a scheduler was passed ({type(scheduler).__name__}); it will set the rate the "
+                      f"optimizer's averaging sees. Pass scheduler=None unless that is what you study",
+                      UserWarning, stacklevel=2)
     if kind == "plateau":
         if step_per == "update":
             raise ValueError("ReduceLROnPlateau watches an epoch metric: use step_per='epoch' with it")
@@ -418,6 +437,8 @@ def train(
         n = 0
         bad = None  # the non-finite loss value, when one appears
         net.train()
+        if schedule_free:
+            trainer.train()  # the net holds the point where gradients are taken (y)
         for i, (X, y) in enumerate(train_iter):
             if kind == "callable" and per_update:
                 set_lr(scheduler(update), f"scheduler({update})")
@@ -450,6 +471,8 @@ def train(
         if epoch_lr is None:  # pragma: no cover - n > 0 implies a batch was seen
             epoch_lr = float(groups[0]["lr"])
         loss_total, correct_count = loss_sum.item(), correct.item()  # the epoch's one host sync
+        if schedule_free:
+            trainer.eval()  # the averaged weights (x): evaluated, checkpointed, and left in the net at the end
         if bad is None and not math.isfinite(loss_total):
             bad = loss_total
         history.lr.append(epoch_lr)

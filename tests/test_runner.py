@@ -99,9 +99,13 @@ def test_an_interrupted_run_resumes_to_the_same_rows(tmp_path, study, variant, s
         assert prov["sessions"] == 2 and prov["profile"] == "smoke"
 
 
-def test_interrupted_rows_equal_the_uninterrupted_prefix(tmp_path):
+@pytest.mark.parametrize("spec", [
+    runner.RunSpec("d2l", "corrected", "square_root", 0),
+    runner.RunSpec("cycles", "course", "one_cycle", 0),       # a torch scheduler stepped per update, momentum too
+    runner.RunSpec("budget", "budget", "schedule_free", 0),   # the optimizer's own train/eval state
+], ids=lambda s: s.id)
+def test_interrupted_rows_equal_the_uninterrupted_prefix(tmp_path, spec):
     cfg = tiny("d2l")
-    spec = runner.RunSpec("d2l", "corrected", "square_root", 0)
     whole = runner.run(spec, tmp_path / "a", cfg, root=tmp_path, device="cpu", on_epoch=None)
     part = runner.run(spec, tmp_path / "b", cfg, root=tmp_path, device="cpu", on_epoch=None, stop_after=2)
     pd.testing.assert_frame_equal(no_seconds(part), no_seconds(whole[:2]))
@@ -121,7 +125,37 @@ def test_lr_column_follows_each_arm(tmp_path):
             rows = runner.run(runner.RunSpec(study, arm.variant, arm.schedule, 3), tmp_path / study, cfg,
                               root=tmp_path, device="cpu", on_epoch=None)
             rates = arm.rates(cfg)
-            assert [r["lr"] for r in rows] == pytest.approx([float(rates(t)) for t in range(4)], rel=1e-12), arm.label
+            assert len(rows) == arm.epochs(cfg), arm.label
+            assert [r["lr"] for r in rows] == pytest.approx([float(rates(t)) for t in range(len(rows))],
+                                                            rel=1e-12), arm.label
+
+
+def test_budget_runs_share_their_stable_start_bit_for_bit(tmp_path):
+    # Warmup-stable-decay's point: before its decay, a run does not depend on the budget, so one stable
+    # run could be cooled down at any checkpoint. Here every budget's first epoch is still stable.
+    cfg = tiny("d2l", epochs=4)
+    rows = {b: runner.run(runner.RunSpec("budget", "budget", f"wsd_{b}", 0), tmp_path, cfg, root=tmp_path,
+                          device="cpu", on_epoch=None) for b in runner.BUDGETS}
+    assert [len(r) for r in rows.values()] == [1, 3, 4]
+    first = [{k: v for k, v in r[0].items() if k not in ("seconds", "schedule")} for r in rows.values()]
+    assert first[0] == first[1] == first[2]
+    cosine = runner.run(runner.RunSpec("budget", "budget", "cosine_30", 0), tmp_path, cfg, root=tmp_path,
+                        device="cpu", on_epoch=None)
+    assert cosine[1]["test_loss"] != rows[30][1]["test_loss"]  # a cosine decays from its warmup's end on
+
+
+def test_one_cycle_arm_drives_momentum_into_plain_sgd(tmp_path):
+    cfg = tiny("d2l", epochs=2)
+    arm = runner.STUDIES["cycles"].arm("course", "one_cycle")
+    net = torch.nn.Linear(2, 2)
+    opt = arm.optimizer(net.parameters(), cfg)
+    assert opt.defaults["momentum"] == 0
+    sched = arm.scheduler(opt, cfg)
+    assert opt.param_groups[0]["momentum"] == 0.95 and opt.param_groups[0]["lr"] == pytest.approx(0.3 / 25)
+    for _ in range(runner.iters_per_epoch(cfg)):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(float(arm.rates(cfg)(1)), rel=1e-12)
 
 
 def test_main_never_redoes_a_finished_run(tmp_path, monkeypatch, capsys):
@@ -152,3 +186,19 @@ def test_progress_lines_estimate_the_time_left(tmp_path, monkeypatch, capsys):
     assert len(lines) == 4 * 2
     assert lines[0].startswith("[run 1/4] mnist_cnn.as_written.step.seed6: epoch 1/2")
     assert "min so far, ~" in lines[0] and lines[-1].endswith("~0 min left")
+
+
+def test_range_test_rates_are_what_the_range_test_gives():
+    """RANGE_TEST_LR (the rates the lr_find study trains at) are the medians of a fresh range test on the
+    real Fashion-MNIST: the same points of the ramp, or (where another CPU's rounding tips a near tie)
+    a neighbouring one, a factor 10 ** (8 / 99) away."""
+    from lrlab import data
+
+    if not data.files_present("fashion_mnist"):
+        pytest.skip("the real Fashion-MNIST is not on disk ($LRLAB_DATA)")
+    cfg = profiles.experiment("d2l", "full")
+    torch.set_num_threads(2)  # as the reference range test ran (the one_thread fixture restores it)
+    medians = runner.range_test(cfg, device="cpu").summary().set_index("rule")["median"]
+    step = 10 ** (8 / 99)  # neighbouring rates of lr_find's default ramp, 1e-7 to 10 in 100 updates
+    for rule, lr in runner.RANGE_TEST_LR.items():
+        assert lr / step * (1 - 1e-9) <= float(medians[rule]) <= lr * step * (1 + 1e-9), rule
