@@ -367,15 +367,20 @@ def timing(study: str, where: Optional[PathLike] = None) -> dict:
             "first": min(r["started"] for r in runs), "last": max(r["finished"] for r in runs)}
 
 
-def timing_text(studies: Sequence[str] = ("d2l", "mnist_cnn"), where: Optional[PathLike] = None) -> str:
+def timing_text(studies: Optional[Sequence[str]] = None, where: Optional[PathLike] = None) -> str:
     """One Markdown bullet per study: its runs, their summed and median times, the device and torch.
 
-    The README's timing of the reference runs is this text (``python -m lrlab sync`` writes it there),
-    so its numbers come from the provenance files, not from a hand.
+    ``studies``: default every study with a ``<study>.provenance.json`` in ``where``, in the order their
+    first runs started. The README's timing of the reference runs is this text (``python -m lrlab sync``
+    writes it there), so its numbers come from the provenance files, not from a hand.
     """
+    base = results_dir() if where is None else Path(where)
+    if studies is None:
+        names = [p.name[: -len(".provenance.json")] for p in base.glob("*.provenance.json")]
+        studies = sorted(names, key=lambda name: timing(name, base)["first"])
     lines = []
     for study in studies:
-        t = timing(study, where)
+        t = timing(study, base)
         lines.append(f"- `{study}`: {t['runs']} runs, {t['minutes']:.0f} minutes of training in all "
                      f"({t['run_minutes']:.1f} minutes per run and {t['epoch_seconds']:.1f} s per epoch, medians), "
                      f"on {', '.join(t['devices'])}, torch {', '.join(t['torch'])}, "
