@@ -377,6 +377,8 @@ def timing_text(studies: Optional[Sequence[str]] = None, where: Optional[PathLik
     base = results_dir() if where is None else Path(where)
     if studies is None:
         names = [p.name[: -len(".provenance.json")] for p in base.glob("*.provenance.json")]
+        if not names:
+            raise ResultsError(f"{base} holds no <study>.provenance.json: `make results` writes them")
         studies = sorted(names, key=lambda name: timing(name, base)["first"])
     lines = []
     for study in studies:
