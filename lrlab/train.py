@@ -319,8 +319,10 @@ def train(
         loss: e.g. ``nn.CrossEntropyLoss()``; a mean (or per-example) loss over the batch.
         trainer: the optimizer. A schedule-free one (``schedulefree.SGDScheduleFree``, ``AdamWScheduleFree``;
             Defazio et al., 2024) is switched with its own protocol: ``trainer.train()`` before each epoch's
-            updates, ``trainer.eval()`` before evaluation, so the metrics are those of the averaged weights,
-            which the net also holds afterwards (and in :mod:`lrlab.runner`'s checkpoints). Passing it a
+            updates, ``trainer.eval()`` before evaluation, so the validation and test metrics are those of
+            the averaged weights, which the net also holds afterwards (and in :mod:`lrlab.runner`'s
+            checkpoints); the training loss and accuracy, accumulated during the updates, are those of the
+            points where the gradients are taken. Passing it a
             ``scheduler`` as well warns. (Nets with BatchNorm need their statistics recomputed for the
             averaged weights; the course's LeNet has none.)
         device: where to train; None: where the net's parameters are.
