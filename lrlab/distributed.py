@@ -50,6 +50,7 @@ from torch import nn
 
 from .data import TensorLoader
 from .schedules import _checked_rate
+from .train import weight_norm
 
 __all__ = ["ShardedLoader", "shard", "linear_scaled_lr", "warmup_updates", "DistEnv", "setup", "teardown",
            "train_ddp", "main"]
@@ -62,6 +63,16 @@ def _int(name: str, value, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an int >= {low}; got {name}={value!r}")
     return value
+
+
+def _check_divisible(global_batch: int, world_size: int, name: str = "global batch") -> None:
+    """ValueError unless every one of ``world_size`` processes gets the same share of ``global_batch``."""
+    if global_batch % world_size:
+        lo, hi = global_batch // world_size * world_size, -(-global_batch // world_size) * world_size
+        raise ValueError(
+            f"{name} {global_batch} is not divisible by the world size {world_size} (the number of processes): every "
+            f"process must get the same number of examples (DDP averages their gradients with equal weight); use a "
+            f"global batch that is a multiple of {world_size}, e.g. {hi}" + (f" or {lo}" if lo else ""))
 
 
 # --------------------------------------------------------------------------- the data
@@ -87,12 +98,7 @@ class ShardedLoader:
         if rank >= world_size:
             raise ValueError(f"rank must be in 0..world_size - 1 = {world_size - 1}; got rank={rank}")
         global_batch = _int("global_batch", global_batch)
-        if global_batch % world_size:
-            lo, hi = global_batch // world_size * world_size, -(-global_batch // world_size) * world_size
-            raise ValueError(
-                f"global batch {global_batch} is not divisible by the world size {world_size}: every process must get "
-                f"the same number of examples (DDP averages their gradients with equal weight); use a global batch "
-                f"that is a multiple of {world_size}, e.g. {hi}" + (f" or {lo}" if lo else ""))
+        _check_divisible(global_batch, world_size)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an int, the same on every rank (they draw the same order); got {seed!r}")
         if max_batches is not None:
@@ -384,11 +390,9 @@ def train_ddp(net: nn.Module, train_loader: ShardedLoader, test_iter: Optional[T
         finite = math.isfinite(train_loss)
         test_acc, test_loss = (_evaluate(net, test_iter, loss, device) if finite and test_iter is not None
                                else (math.nan, math.nan))
-        with torch.no_grad():
-            norm = math.sqrt(sum(float(p.double().pow(2).sum()) for p in net.parameters()))
         rows.append({**labels, "epoch": epoch, "lr": epoch_lr, "train_loss": train_loss, "train_acc": train_acc,
                      "test_loss": test_loss, "test_acc": test_acc, "seconds": time.perf_counter() - tick,
-                     "weight_norm": norm})
+                     "weight_norm": weight_norm(net)})
         if path is not None:
             if rank == 0:
                 _save_atomic({"config": config, "epoch": epoch + 1, "rows": rows, "net": net.state_dict(),
@@ -469,10 +473,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.max_batches is not None:
             exp = dataclasses.replace(exp, max_batches=args.max_batches)
         batch = exp.batch_size if args.global_batch is None else args.global_batch
-        if batch % world:
-            raise ValueError(f"--global-batch {batch} is not divisible by the world size {world} (WORLD_SIZE, the "
-                             f"number of processes): each must get the same number of examples; use a multiple of "
-                             f"{world}, e.g. {-(-batch // world) * world}")
+        _check_divisible(batch, world, "--global-batch")
         peak = linear_scaled_lr(args.base_lr, batch, exp.batch_size) if args.scale == "linear" else args.base_lr
         epochs = exp.num_epochs if args.epochs is None else args.epochs
         env = setup(args.backend)

@@ -63,7 +63,7 @@ from . import schedules as _s
 from .device import try_gpu
 from .lr_find import RULES, lr_find_seeds
 from .lr_scheduler import ScheduleLR
-from .train import train
+from .train import train, weight_norm
 
 __all__ = ["Arm", "Study", "STUDIES", "RunSpec", "plan", "run", "main", "iters_per_epoch"]
 
@@ -421,12 +421,6 @@ def _config(cfg: _profiles.Experiment, data_label: str, device: torch.device) ->
             "max_batches": cfg.max_batches, "data": data_label, "device": device.type}
 
 
-def _weight_norm(net: nn.Module) -> float:
-    """Euclidean norm of all parameters together (float64)."""
-    with torch.no_grad():
-        return math.sqrt(sum(float(p.double().pow(2).sum()) for p in net.parameters()))
-
-
 def _print_epoch(spec: RunSpec, row: dict, num_epochs: int) -> None:
     print(f"{spec.id}: epoch {row['epoch'] + 1}/{num_epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f}  "
           f"test acc {row['test_acc']:.4f}  {row['seconds']:.1f} s", flush=True)
@@ -493,7 +487,7 @@ def run(spec: RunSpec, out: Path, cfg: _profiles.Experiment, *, root=None, devic
         rows.append({"experiment": study.name, "variant": spec.variant, "schedule": spec.schedule,
                      "seed": spec.seed, "epoch": epoch, "lr": h.lr[0], "train_loss": h.train_loss[0],
                      "train_acc": h.train_acc[0], "test_loss": h.test_loss[0], "test_acc": h.test_acc[0],
-                     "seconds": h.seconds[0], "weight_norm": _weight_norm(net), "data": label})
+                     "seconds": h.seconds[0], "weight_norm": weight_norm(net), "data": label})
         wall += time.perf_counter() - tick
         stopped = h.stopped
         _atomic_save({"config": config, "epoch": epoch + 1, "rows": rows, "net": net.state_dict(),

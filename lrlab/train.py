@@ -35,7 +35,7 @@ from torch.optim import lr_scheduler as _torch_sched
 
 from .schedules import _checked_rate
 
-__all__ = ["History", "train", "evaluate_accuracy", "is_schedule_free"]
+__all__ = ["History", "train", "evaluate_accuracy", "is_schedule_free", "weight_norm"]
 
 _STEP_PER = ("epoch", "update")
 _PLATEAU_METRICS = ("valid_loss", "train_loss", "test_loss")
@@ -225,6 +225,12 @@ def is_schedule_free(optimizer) -> bool:
     groups = getattr(optimizer, "param_groups", None)
     return (callable(getattr(optimizer, "train", None)) and callable(getattr(optimizer, "eval", None))
             and bool(groups) and "train_mode" in groups[0])
+
+
+def weight_norm(net: nn.Module) -> float:
+    """Euclidean norm of all parameters together (float64): the results tables' ``weight_norm``."""
+    with torch.no_grad():
+        return math.sqrt(sum(float(p.double().pow(2).sum()) for p in net.parameters()))
 
 
 def _loss_value(l: torch.Tensor):
