@@ -66,13 +66,22 @@ def smooth_losses(losses: Iterable[float], smooth_f: float = 0.05) -> np.ndarray
     """Bias-corrected exponential moving average: ``avg = beta*avg + (1-beta)*loss``, ``avg / (1 - beta**(i+1))``.
 
     ``beta = 1 - smooth_f``; ``smooth_f=1`` returns the losses unchanged. :func:`lr_find` smooths with
-    exactly this arithmetic (float64), one loss at a time.
+    the same :class:`_Smoother`, one loss at a time.
     """
-    beta, avg, out = 1.0 - smooth_f, 0.0, []
-    for i, value in enumerate(losses):
-        avg = beta * avg + (1.0 - beta) * float(value)
-        out.append(avg / (1.0 - beta ** (i + 1)))
-    return np.asarray(out, dtype=np.float64)
+    smoother = _Smoother(smooth_f)
+    return np.asarray([smoother(value) for value in losses], dtype=np.float64)
+
+
+class _Smoother:
+    """The bias-corrected moving average, fed one loss at a time: ``smoother(loss)`` is the next smoothed value."""
+
+    def __init__(self, smooth_f: float):
+        self.beta, self.avg, self.count = 1.0 - smooth_f, 0.0, 0
+
+    def __call__(self, value: float) -> float:
+        self.avg = self.beta * self.avg + (1.0 - self.beta) * float(value)
+        self.count += 1
+        return self.avg / (1.0 - self.beta ** self.count)
 
 
 def _check(start_lr, end_lr, num_iter, step_mode, smooth_f, diverge_th, optimizer=None, loss=None, check_objs=True):
@@ -178,7 +187,7 @@ def lr_find(net, train_iter, loss, optimizer, start_lr=1e-7, end_lr=10, num_iter
         device = next((p.device for p in net.parameters()), torch.device("cpu"))
     device = torch.device(device)
     num_iter, ramp = int(num_iter), lr_ramp(float(start_lr), float(end_lr), int(num_iter), step_mode)
-    beta, avg, best = 1.0 - smooth_f, 0.0, math.inf
+    smoother, best = _Smoother(smooth_f), math.inf
     losses, smoothed, stop = [], [], None
     saved = _save_state(net, optimizer, train_iter, device)
     try:
@@ -195,8 +204,7 @@ def lr_find(net, train_iter, loss, optimizer, start_lr=1e-7, end_lr=10, num_iter
             if i == 0 and not math.isfinite(raw):
                 raise ValueError(f"the loss at the first iteration (lr={lr:.3g}) is {raw}: nothing to suggest from. "
                                  f"Check the data, model and loss, or lower start_lr")
-            avg = beta * avg + (1.0 - beta) * raw
-            s = avg / (1.0 - beta ** (i + 1))
+            s = smoother(raw)
             losses.append(raw)
             smoothed.append(s)
             best = min(best, s)

@@ -379,10 +379,11 @@ def timing_text(studies: Optional[Sequence[str]] = None, where: Optional[PathLik
         names = [p.name[: -len(".provenance.json")] for p in base.glob("*.provenance.json")]
         if not names:
             raise ResultsError(f"{base} holds no <study>.provenance.json: `make results` writes them")
-        studies = sorted(names, key=lambda name: timing(name, base)["first"])
+        timings = sorted(((timing(name, base), name) for name in names), key=lambda pair: pair[0]["first"])
+    else:
+        timings = [(timing(name, base), name) for name in studies]
     lines = []
-    for study in studies:
-        t = timing(study, base)
+    for t, study in timings:
         lines.append(f"- `{study}`: {t['runs']} runs, {t['minutes']:.0f} minutes of training in all "
                      f"({t['run_minutes']:.1f} minutes per run and {t['epoch_seconds']:.1f} s per epoch, medians), "
                      f"on {', '.join(t['devices'])}, torch {', '.join(t['torch'])}, "
