@@ -11,7 +11,8 @@ What it holds:
   counted in updates that always lasts the same number of epochs.
 * :func:`setup` / :func:`teardown`: the process group, from the environment ``torchrun`` sets.
 * :func:`train_ddp`: SGD on a ``DistributedDataParallel`` net under a schedule ``t -> lr``, with
-  metrics reduced across ranks; :func:`main`, the command.
+  metrics reduced across ranks; :func:`main`, the command; :func:`launch`, the command under
+  ``torchrun`` from Python (a notebook, the experiment runner).
 
 Launch (one process per GPU, or a few per CPU machine)::
 
@@ -39,6 +40,7 @@ import argparse
 import dataclasses
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,7 +55,7 @@ from .schedules import _checked_rate
 from .train import weight_norm
 
 __all__ = ["ShardedLoader", "shard", "linear_scaled_lr", "warmup_updates", "DistEnv", "setup", "teardown",
-           "train_ddp", "main"]
+           "train_ddp", "main", "launch"]
 
 _LAUNCH = "run it with torchrun --nproc_per_node=N -m lrlab.distributed ..."
 _ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -519,6 +521,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         teardown()
     return 0
+
+
+def launch(argv: Sequence, nproc_per_node: int = 2, *, echo: bool = True) -> str:
+    """Run ``torchrun --standalone --nproc_per_node=N -m lrlab.distributed ARGV`` and return its output.
+
+    The processes start on this machine (``--standalone``: torchrun picks a free port), with this
+    Python and this process's environment (so ``LRLAB_DATA``, ``LRLAB_PROFILE`` carry over). Their
+    output (stdout and stderr) is printed line by line as it comes when ``echo`` (a notebook shows it,
+    which a bare ``subprocess.run`` would not). A non-zero exit raises RuntimeError with the processes'
+    ``error`` lines (else the last lines of the output).
+    """
+    nproc_per_node = _int("nproc_per_node", nproc_per_node)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",
+               "-m", "lrlab.distributed", *(str(a) for a in argv)]
+    lines = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            lines.append(line)
+            if echo:
+                print(line, end="", flush=True)
+    if proc.returncode:
+        said = [line for line in lines if line.startswith("error")][:4] or lines[-15:]  # main's own messages first
+        raise RuntimeError(f"torchrun exited with status {proc.returncode}: {' '.join(command[2:])}\n{''.join(said)}")
+    return "".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,12 @@ writes its tidy table and provenance under ``book/results/`` (see :mod:`lrlab.re
     epoch of warmup, peak 0.3, down to 0), and schedule-free SGD for 30 epochs, seeds 0 to 2. The
     warmup-stable-decay runs share their stable part bit for bit (same seed, same rates until their
     decay starts), as one run cooled down from three checkpoints would.
+``large_batch``
+    Data-parallel SGD on 2 processes under torchrun (:mod:`lrlab.distributed`, DDP) in d2l's setting
+    for 10 epochs: global batch 256 at 0.3, and 1024, 4096 and 8192 each at 0.3, at the linearly
+    scaled 0.3 x B/256, and at that rate after a 2-epoch warmup from 0.3 (Goyal et al., 2017),
+    seeds 0 to 2. A run whose training loss stops being finite ends there (the table keeps its
+    epochs; its provenance says so).
 
 Safe to stop: after every epoch the net, optimizer, scheduler and random state (torch's generators
 and the loader's) are saved atomically to ``<results>/.runs/<run>.pt``; a new invocation resumes
@@ -90,7 +96,9 @@ class Arm:
     ``t -> lr`` the run must train at, per epoch (the rate of each epoch's first update; the tests check
     the table's ``lr`` column against it). ``step_per``: what the scheduler's ``t`` counts, ``"epoch"`` or
     ``"update"`` (as in :func:`lrlab.train`). ``num_epochs(cfg)``: the run's length when it is not the
-    experiment's (a shorter budget), else None.
+    experiment's (a shorter budget), else None. ``ddp(cfg)``: for a data-parallel arm, the arguments of
+    ``python -m lrlab.distributed`` (the runner launches it under torchrun with :data:`DDP_PROCESSES`
+    processes); its ``optimizer`` and ``scheduler`` are then unused.
     """
 
     variant: str
@@ -101,6 +109,7 @@ class Arm:
     rates: Callable[[_profiles.Experiment], Callable]
     step_per: str = "epoch"
     num_epochs: Optional[Callable[[_profiles.Experiment], int]] = None
+    ddp: Optional[Callable[[_profiles.Experiment], list]] = None
 
     def epochs(self, cfg: _profiles.Experiment) -> int:
         """How many epochs this arm trains in ``cfg``'s profile."""
@@ -303,6 +312,57 @@ _BUDGET_ARMS = tuple(_budget_arm(kind, b) for kind in ("wsd", "cosine") for b in
         lambda opt, cfg: None, lambda cfg: _s.ConstantScheduler(SCHEDULE_FREE_LR)),
 )
 
+#: The large-batch study (Goyal et al., 2017, on d2l's setting): global batches (k = 4, 16, 32 times
+#: d2l's 256), each at d2l's 0.3 unscaled, linearly scaled (0.3 k), and linearly scaled after a
+#: gradual warmup from 0.3 (Goyal et al.'s recipe); and batch 256 at 0.3, the reference. Our choices:
+#: 10 epochs (CPU time; Goyal et al. train 90 on ImageNet), a warmup of 2 of them (theirs: 5 of 90),
+#: a constant rate after it (theirs: steps down by 10 at epochs 30, 60, 80), 2 processes (this
+#: machine's cores).
+LARGE_BATCHES = (1024, 4096, 8192)
+LARGE_BATCH_EPOCHS = 10
+LARGE_BATCH_WARMUP_EPOCHS = 2
+DDP_PROCESSES = 2
+
+
+def _not_in_process(*args):
+    raise RuntimeError("a data-parallel arm is trained under torchrun (lrlab.runner.run launches it), not in process")
+
+
+def _large_batch_arm(global_batch: int, scale: str, warmup: bool) -> Arm:
+    from .distributed import linear_scaled_lr, warmup_updates
+
+    def updates(cfg):  # per epoch: the partial last global batch is dropped (lrlab.distributed.ShardedLoader)
+        steps = cfg.spec.num_train // global_batch
+        return steps if cfg.max_batches is None else min(steps, cfg.max_batches)
+
+    def warmup_epochs(cfg):
+        return cfg.epochs(LARGE_BATCH_WARMUP_EPOCHS) if warmup else 0
+
+    def schedule(cfg):
+        peak = linear_scaled_lr(PEAK_LR, global_batch, cfg.batch_size) if scale == "linear" else PEAK_LR
+        w = warmup_updates(warmup_epochs(cfg), global_batch, updates(cfg) * global_batch)
+        return _s.LinearWarmup(_s.ConstantScheduler(peak), w, PEAK_LR) if w else _s.ConstantScheduler(peak)
+
+    def rates(cfg):
+        sched, per_epoch = schedule(cfg), updates(cfg)
+        return lambda t: sched(t * per_epoch)
+
+    def ddp(cfg):
+        return ["--global-batch", global_batch, "--scale", scale, "--base-lr", PEAK_LR,
+                "--warmup-epochs", warmup_epochs(cfg), "--warmup-begin-lr", PEAK_LR]
+
+    name = {("none", False): "unscaled", ("linear", False): "linear", ("linear", True): "linear_warmup"}[scale, warmup]
+    label = {"unscaled": "0.3, not scaled", "linear": f"linear scaling: 0.3 x {global_batch}/256",
+             "linear_warmup": f"linear scaling after a {LARGE_BATCH_WARMUP_EPOCHS}-epoch warmup from 0.3"}[name]
+    return Arm(f"global{global_batch}", name, f"global batch {global_batch}, {label}", _not_in_process,
+               _not_in_process, rates, step_per="update", num_epochs=lambda cfg: cfg.epochs(LARGE_BATCH_EPOCHS),
+               ddp=ddp)
+
+
+_LARGE_BATCH_ARMS = (_large_batch_arm(256, "none", False),) + tuple(
+    _large_batch_arm(b, scale, warmup) for b in LARGE_BATCHES
+    for scale, warmup in (("none", False), ("linear", False), ("linear", True)))
+
 STUDIES = {
     "d2l": Study(
         "d2l", "d2l",
@@ -329,6 +389,12 @@ STUDIES = {
     "budget": Study(
         "budget", "d2l", _BUDGET_ARMS, (0, 1, 2),
         "warmup-stable-decay and cosine at budgets of 10, 20 and 30 epochs, and schedule-free SGD, on d2l's setting",
+        _experiment_data,
+    ),
+    "large_batch": Study(
+        "large_batch", "d2l", _LARGE_BATCH_ARMS, (0, 1, 2),
+        "data-parallel SGD (DDP, 2 processes under torchrun) at global batches 256 to 8192, with and without "
+        "the linear scaling rule and warmup, 10 epochs of d2l's setting",
         _experiment_data,
     ),
 }
@@ -401,7 +467,7 @@ def _git_commit() -> str:
     return (commit + ("+uncommitted" if changed else "")) if commit else "unknown"
 
 
-def _device_text(device: torch.device) -> str:
+def _device_text(device: torch.device, threads: bool = True) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     cpu = platform.processor() or platform.machine()
@@ -412,7 +478,8 @@ def _device_text(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"{device.type} ({cpu}; {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    return f"{device.type} ({cpu}; {os.cpu_count()} cores" + (f", {torch.get_num_threads()} torch threads)"
+                                                              if threads else ")")
 
 
 def _config(cfg: _profiles.Experiment, data_label: str, device: torch.device) -> dict:
@@ -445,6 +512,9 @@ def run(spec: RunSpec, out: Path, cfg: _profiles.Experiment, *, root=None, devic
     arm = study.arm(spec.variant, spec.schedule)
     device = try_gpu() if device is None else torch.device(device)
     label, (train_iter, test_iter) = loaded or study.data(cfg, root, spec.seed, device)
+    if arm.ddp is not None:
+        return _run_ddp(spec, Path(out), cfg, arm, label, root=root, device=device, command=command,
+                        echo=on_epoch is not None)
     # A fresh loader over the same tensors: its shuffling starts from the run's seed, whatever ran before.
     train_iter = _data.TensorLoader(train_iter.X, train_iter.y, train_iter.batch_size, shuffle=True,
                                     seed=spec.seed, max_batches=train_iter.max_batches,
@@ -506,6 +576,45 @@ def run(spec: RunSpec, out: Path, cfg: _profiles.Experiment, *, root=None, devic
                   "wall_seconds": round(wall, 2), "sessions": sessions, "command": command,
                   "stopped": stopped}})
     checkpoint.unlink()
+    return rows
+
+
+def _run_ddp(spec: RunSpec, out: Path, cfg: _profiles.Experiment, arm: Arm, label: str, *, root, device,
+             command: str, echo: bool) -> list:
+    """A data-parallel arm: ``python -m lrlab.distributed`` under torchrun (:func:`lrlab.distributed.launch`),
+    which checkpoints after every epoch and resumes from it; its rows (rank 0's CSV) go into the table."""
+    from .distributed import launch
+
+    checkpoint = checkpoint_path(out, spec)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    csv = checkpoint.with_suffix(".csv")
+    num_epochs = arm.epochs(cfg)
+    argv = [*arm.ddp(cfg), "--seed", spec.seed, "--profile", cfg.profile, "--epochs", num_epochs,
+            "--checkpoint", checkpoint, "--out", csv, "--backend", "nccl" if device.type == "cuda" else "gloo"]
+    if cfg.max_batches is not None:
+        argv += ["--max-batches", cfg.max_batches]
+    if root is not None:
+        argv += ["--root", root]
+    resumed = checkpoint.exists()
+    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    launch(argv, DDP_PROCESSES, echo=echo)
+    frame = _results.read_table(csv)
+    frame = frame.assign(experiment=STUDIES[spec.study].name, variant=spec.variant, schedule=spec.schedule,
+                         seed=spec.seed, data=label)
+    rows = frame.to_dict("records")
+    stopped = None
+    if len(rows) < num_epochs or not math.isfinite(rows[-1]["train_loss"]):
+        stopped = f"non-finite training loss in epoch {len(rows)} of {num_epochs}; training stopped there"
+    _record(out, spec.study, rows, {
+        spec.id: {"device": f"{_device_text(device, threads=False)}, {DDP_PROCESSES} processes "
+                            f"({'nccl' if device.type == 'cuda' else 'gloo'}) under torchrun",
+                  "python": platform.python_version(), "torch": torch.__version__, "lrlab": __version__,
+                  "git": _git_commit(), "profile": cfg.profile, "data": label, "started": started,
+                  "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                  "wall_seconds": round(float(sum(r["seconds"] for r in rows)), 2), "resumed": resumed,
+                  "command": command, "stopped": stopped}})
+    checkpoint.unlink(missing_ok=True)
+    csv.unlink()
     return rows
 
 

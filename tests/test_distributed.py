@@ -380,3 +380,14 @@ def test_torchrun_smoke(tmp_path):
     assert math.isfinite(row.train_loss) and math.isfinite(row.test_loss)
     assert 0 <= row.train_acc <= 1 and 0 <= row.test_acc <= 1 and row.weight_norm > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp.csv"]
+
+
+def test_launch_raises_with_the_commands_last_lines(capsys):
+    """lrlab.distributed.launch: a failing command (a global batch that 2 processes cannot share) is a
+    RuntimeError that shows the command's own message; echo=False prints nothing."""
+    with pytest.raises(RuntimeError, match=r"(?s)torchrun exited with status \d+: .*--global-batch 63.*"
+                                           r"--global-batch 63 is not divisible by the world size 2"):
+        D.launch(["--profile", "smoke", "--global-batch", 63], 2, echo=False)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="nproc_per_node must be an int >= 1"):
+        D.launch([], 0)

@@ -122,12 +122,45 @@ def test_lr_column_follows_each_arm(tmp_path):
     for study in runner.STUDIES:
         cfg = tiny(runner.STUDIES[study].experiment, epochs=4)
         for arm in runner.STUDIES[study].arms:
+            if arm.ddp is not None:
+                continue  # under torchrun: test_a_large_batch_arm_trains_under_torchrun
             rows = runner.run(runner.RunSpec(study, arm.variant, arm.schedule, 3), tmp_path / study, cfg,
                               root=tmp_path, device="cpu", on_epoch=None)
             rates = arm.rates(cfg)
             assert len(rows) == arm.epochs(cfg), arm.label
             assert [r["lr"] for r in rows] == pytest.approx([float(rates(t)) for t in range(len(rows))],
                                                             rel=1e-12), arm.label
+
+
+def test_a_large_batch_arm_trains_under_torchrun(tmp_path):
+    """2 processes (torchrun) at global batch 1024, linearly scaled to 1.2 after a warmup from 0.3; the rows
+    and the provenance go into the study's files, the checkpoint and rank 0's CSV are removed (slow: 3 processes)."""
+    cfg = tiny("d2l", epochs=30)  # 10 epochs of the arm, 2 updates each; the warmup: 2 epochs = 4 updates
+    arm = runner.STUDIES["large_batch"].arm("global1024", "linear_warmup")
+    spec = runner.RunSpec("large_batch", "global1024", "linear_warmup", 0)
+    rows = runner.run(spec, tmp_path, cfg, root=tmp_path, device="cpu", on_epoch=None)
+    assert [r["lr"] for r in rows] == pytest.approx([0.3, 0.75] + [1.2] * 8, rel=1e-12)
+    assert [r["lr"] for r in rows] == pytest.approx([float(arm.rates(cfg)(t)) for t in range(10)], rel=1e-12)
+    table = results.read_table(tmp_path / "large_batch.csv")
+    assert set(table.schedule) == {"linear_warmup"} and table.epoch.tolist() == list(range(10))
+    assert (table.data == "synthetic stand-in for Fashion-MNIST").all()
+    prov = results.read_provenance(tmp_path / "large_batch.provenance.json")["runs"][spec.id]
+    assert "2 processes (gloo) under torchrun" in prov["device"] and prov["stopped"] is None
+    assert list((tmp_path / ".runs").iterdir()) == []
+    assert runner.finished(tmp_path, spec, cfg, "synthetic stand-in for Fashion-MNIST")
+
+
+def test_large_batch_arms_rates_by_hand():
+    cfg = profiles.experiment("d2l", "full")  # 60,000 examples: 234, 58, 14 and 7 updates per epoch
+    study = runner.STUDIES["large_batch"]
+    assert float(study.arm("global256", "unscaled").rates(cfg)(9)) == 0.3
+    assert float(study.arm("global8192", "unscaled").rates(cfg)(0)) == 0.3
+    assert float(study.arm("global8192", "linear").rates(cfg)(0)) == pytest.approx(9.6, rel=1e-12)
+    warm = study.arm("global8192", "linear_warmup").rates(cfg)  # 2 epochs = 14 updates from 0.3 to 9.6
+    assert [float(warm(t)) for t in (0, 1, 2)] == pytest.approx([0.3, 0.3 + 9.3 * 7 / 14, 9.6], rel=1e-12)
+    warm = study.arm("global1024", "linear_warmup").rates(cfg)  # 116 updates from 0.3 to 1.2
+    assert float(warm(1)) == pytest.approx(0.3 + 0.9 * 58 / 116, rel=1e-12)
+    assert study.arm("global4096", "linear").epochs(cfg) == 10
 
 
 def test_budget_runs_share_their_stable_start_bit_for_bit(tmp_path):
