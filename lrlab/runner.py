@@ -589,8 +589,11 @@ def _run_ddp(spec: RunSpec, out: Path, cfg: _profiles.Experiment, arm: Arm, labe
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     csv = checkpoint.with_suffix(".csv")
     num_epochs = arm.epochs(cfg)
+    # nccl needs a GPU per process; with fewer GPUs than processes the processes train on the CPU (gloo)
+    backend = "nccl" if device.type == "cuda" and torch.cuda.device_count() >= DDP_PROCESSES else "gloo"
+    device = device if backend == "nccl" else torch.device("cpu")
     argv = [*arm.ddp(cfg), "--seed", spec.seed, "--profile", cfg.profile, "--epochs", num_epochs,
-            "--checkpoint", checkpoint, "--out", csv, "--backend", "nccl" if device.type == "cuda" else "gloo"]
+            "--checkpoint", checkpoint, "--out", csv, "--backend", backend]
     if cfg.max_batches is not None:
         argv += ["--max-batches", cfg.max_batches]
     if root is not None:
@@ -606,8 +609,8 @@ def _run_ddp(spec: RunSpec, out: Path, cfg: _profiles.Experiment, arm: Arm, labe
     if len(rows) < num_epochs or not math.isfinite(rows[-1]["train_loss"]):
         stopped = f"non-finite training loss in epoch {len(rows)} of {num_epochs}; training stopped there"
     _record(out, spec.study, rows, {
-        spec.id: {"device": f"{_device_text(device, threads=False)}, {DDP_PROCESSES} processes "
-                            f"({'nccl' if device.type == 'cuda' else 'gloo'}) under torchrun",
+        spec.id: {"device": f"{_device_text(device, threads=False)}, {DDP_PROCESSES} processes ({backend}) "
+                            f"under torchrun",
                   "python": platform.python_version(), "torch": torch.__version__, "lrlab": __version__,
                   "git": _git_commit(), "profile": cfg.profile, "data": label, "started": started,
                   "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
