@@ -382,7 +382,7 @@ def test_torchrun_smoke(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp.csv"]
 
 
-def test_launch_raises_with_the_commands_last_lines(capsys):
+def test_launch_raises_with_the_commands_own_error(capsys):
     """lrlab.distributed.launch: a failing command (a global batch that 2 processes cannot share) is a
     RuntimeError that shows the command's own message; echo=False prints nothing."""
     with pytest.raises(RuntimeError, match=r"(?s)torchrun exited with status \d+: .*--global-batch 63.*"

@@ -150,6 +150,33 @@ def test_a_large_batch_arm_trains_under_torchrun(tmp_path):
     assert runner.finished(tmp_path, spec, cfg, "synthetic stand-in for Fashion-MNIST")
 
 
+def test_a_diverged_large_batch_run_is_recorded_as_stopped(tmp_path, monkeypatch):
+    """The command stops after an epoch with a non-finite loss; the runner keeps its rows, says why in the
+    provenance, and counts the run as finished (no torchrun here: the launch writes what rank 0 would)."""
+    from lrlab import distributed
+
+    def fake_launch(argv, nproc_per_node, echo=True):
+        argv = [str(a) for a in argv]
+        base = {"experiment": "ddp", "variant": "global8192_ranks2", "schedule": "x", "seed": 0, "data": "d",
+                "lr": 9.6, "train_acc": 0.1, "test_loss": 2.3, "test_acc": 0.1, "seconds": 1.0, "weight_norm": 1.0}
+        rows = [{**base, "epoch": 0, "train_loss": 1e27},
+                {**base, "epoch": 1, "train_loss": float("inf"), "test_loss": float("nan"),
+                 "test_acc": float("nan"), "weight_norm": float("nan")}]
+        results.write_table(argv[argv.index("--out") + 1], rows)
+        return ""
+
+    monkeypatch.setattr(distributed, "launch", fake_launch)
+    cfg = profiles.experiment("d2l", "full")
+    spec = runner.RunSpec("large_batch", "global8192", "linear", 0)
+    rows = runner.run(spec, tmp_path, cfg, root=tmp_path, device="cpu", on_epoch=None,
+                      loaded=("Fashion-MNIST (test)", (None, None)))
+    assert [r["epoch"] for r in rows] == [0, 1] and rows[0]["variant"] == "global8192"
+    prov = results.read_provenance(tmp_path / "large_batch.provenance.json")["runs"][spec.id]
+    assert prov["stopped"] == "non-finite training loss in epoch 2 of 10; training stopped there"
+    assert runner.finished(tmp_path, spec, cfg, "Fashion-MNIST (test)")
+    assert list((tmp_path / ".runs").iterdir()) == []
+
+
 def test_large_batch_arms_rates_by_hand():
     cfg = profiles.experiment("d2l", "full")  # 60,000 examples: 234, 58, 14 and 7 updates per epoch
     study = runner.STUDIES["large_batch"]
