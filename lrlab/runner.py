@@ -528,7 +528,7 @@ def run(spec: RunSpec, out: Path, cfg: _profiles.Experiment, *, root=None, devic
     net = cfg.make_model().to(device)
     optimizer = arm.optimizer(net.parameters(), cfg)
     scheduler = arm.scheduler(optimizer, cfg)
-    rows, start, wall, sessions, started = [], 0, 0.0, 0, _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    rows, start, wall, sessions, started = [], 0, 0.0, 0, _now()
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=True)
         if state["config"] != config:
@@ -569,12 +569,8 @@ def run(spec: RunSpec, out: Path, cfg: _profiles.Experiment, *, root=None, devic
             on_epoch(spec, rows[-1], num_epochs)
         if stopped:
             break
-    _record(out, study.name, rows, {
-        spec.id: {"device": _device_text(device), "python": platform.python_version(), "torch": torch.__version__,
-                  "lrlab": __version__, "git": _git_commit(), "profile": cfg.profile, "data": label,
-                  "started": started, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                  "wall_seconds": round(wall, 2), "sessions": sessions, "command": command,
-                  "stopped": stopped}})
+    _record(out, study.name, rows, {spec.id: _provenance(_device_text(device), cfg, label, started, wall, command,
+                                                         stopped, sessions=sessions)})
     checkpoint.unlink()
     return rows
 
@@ -598,27 +594,35 @@ def _run_ddp(spec: RunSpec, out: Path, cfg: _profiles.Experiment, arm: Arm, labe
         argv += ["--max-batches", cfg.max_batches]
     if root is not None:
         argv += ["--root", root]
-    resumed = checkpoint.exists()
-    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    resumed, started = checkpoint.exists(), _now()
     launch(argv, DDP_PROCESSES, echo=echo)
     frame = _results.read_table(csv)
     frame = frame.assign(experiment=STUDIES[spec.study].name, variant=spec.variant, schedule=spec.schedule,
                          seed=spec.seed, data=label)
     rows = frame.to_dict("records")
-    stopped = None
-    if len(rows) < num_epochs or not math.isfinite(rows[-1]["train_loss"]):
+    stopped = None  # train_ddp ends a run early only after an epoch whose training loss is not finite
+    if not math.isfinite(rows[-1]["train_loss"]):
         stopped = f"non-finite training loss in epoch {len(rows)} of {num_epochs}; training stopped there"
-    _record(out, spec.study, rows, {
-        spec.id: {"device": f"{_device_text(device, threads=False)}, {DDP_PROCESSES} processes ({backend}) "
-                            f"under torchrun",
-                  "python": platform.python_version(), "torch": torch.__version__, "lrlab": __version__,
-                  "git": _git_commit(), "profile": cfg.profile, "data": label, "started": started,
-                  "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                  "wall_seconds": round(float(sum(r["seconds"] for r in rows)), 2), "resumed": resumed,
-                  "command": command, "stopped": stopped}})
+    device_text = f"{_device_text(device, threads=False)}, {DDP_PROCESSES} processes ({backend}) under torchrun"
+    _record(out, spec.study, rows, {spec.id: _provenance(device_text, cfg, label, started,
+                                                         sum(r["seconds"] for r in rows), command, stopped,
+                                                         resumed=resumed)})
     checkpoint.unlink(missing_ok=True)
     csv.unlink()
     return rows
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _provenance(device_text: str, cfg: _profiles.Experiment, label: str, started: str, wall_seconds: float,
+                command: str, stopped: Optional[str], **extra) -> dict:
+    """One finished run's provenance entry (``extra``: how it ran, e.g. its sessions), finished now."""
+    return {"device": device_text, "python": platform.python_version(), "torch": torch.__version__,
+            "lrlab": __version__, "git": _git_commit(), "profile": cfg.profile, "data": label, "started": started,
+            "finished": _now(), "wall_seconds": round(float(wall_seconds), 2), **extra, "command": command,
+            "stopped": stopped}
 
 
 def _record(out: Path, name: str, rows: list, provenance: dict) -> None:
