@@ -52,7 +52,7 @@ from torch import nn
 
 from .data import TensorLoader
 from .schedules import _checked_rate
-from .train import weight_norm
+from .train import group_momentum, weight_norm
 
 __all__ = ["ShardedLoader", "shard", "linear_scaled_lr", "warmup_updates", "DistEnv", "setup", "teardown",
            "train_ddp", "main", "launch"]
@@ -392,7 +392,8 @@ def train_ddp(net: nn.Module, train_loader: ShardedLoader, test_iter: Optional[T
         finite = math.isfinite(train_loss)
         test_acc, test_loss = (_evaluate(net, test_iter, loss, device) if finite and test_iter is not None
                                else (math.nan, math.nan))
-        rows.append({**labels, "epoch": epoch, "lr": epoch_lr, "train_loss": train_loss, "train_acc": train_acc,
+        rows.append({**labels, "epoch": epoch, "lr": epoch_lr, "momentum": group_momentum(optimizer.param_groups[0]),
+                     "train_loss": train_loss, "train_acc": train_acc, "val_loss": math.nan, "val_acc": math.nan,
                      "test_loss": test_loss, "test_acc": test_acc, "seconds": time.perf_counter() - tick,
                      "weight_norm": weight_norm(net)})
         if path is not None:

@@ -13,10 +13,15 @@ variant          ``corrected`` (lrlab applies the schedule), ``published`` (the 
 schedule         the schedule's short name (``cosine_warmup``, ``step``, ...)
 seed             ``torch.manual_seed`` before building the net; also the shuffling seed
 epoch            0-based epoch; ``lr`` is the rate it trained at
-lr, train_loss,  as in :class:`lrlab.History` (mean loss and accuracy during the epoch's
-train_acc        training; test loss and accuracy after it)
-test_loss,
-test_acc
+lr               the rate of the epoch's first update (as :class:`lrlab.History`)
+momentum         the momentum (SGD, schedule-free SGD) or Adam's beta1 of the epoch's last
+                 update; empty where the optimizer has none
+train_loss,      as in :class:`lrlab.History`: mean loss and accuracy during the epoch's
+train_acc        training
+val_loss,        loss and accuracy on a validation split held out of the training set, after
+val_acc          the epoch; empty where the run has none (only runs that choose something do)
+test_loss,       loss and accuracy on the test set after the epoch; empty where a run must not
+test_acc         look at it (a search that chooses on the validation split)
 seconds          wall-clock seconds of the epoch (training plus evaluation)
 weight_norm      Euclidean norm of all the net's parameters after the epoch (d2l's argument
                  that small rates keep the parameters near zero is checked with it)
@@ -61,18 +66,19 @@ __all__ = [
 ]
 
 #: How the book names the metric columns.
-METRIC_NAMES = {"lr": "learning rate", "train_loss": "train loss", "train_acc": "train acc",
-                "test_loss": "test loss", "test_acc": "test acc", "seconds": "seconds",
-                "weight_norm": "weight norm"}
+METRIC_NAMES = {"lr": "learning rate", "momentum": "momentum", "train_loss": "train loss",
+                "train_acc": "train acc", "val_loss": "val loss", "val_acc": "val acc", "test_loss": "test loss",
+                "test_acc": "test acc", "seconds": "seconds", "weight_norm": "weight norm"}
 
 #: The columns of a results table, in order.
-COLUMNS = ("experiment", "variant", "schedule", "seed", "epoch", "lr", "train_loss", "train_acc",
-           "test_loss", "test_acc", "seconds", "weight_norm", "data")
+COLUMNS = ("experiment", "variant", "schedule", "seed", "epoch", "lr", "momentum", "train_loss", "train_acc",
+           "val_loss", "val_acc", "test_loss", "test_acc", "seconds", "weight_norm", "data")
 #: The columns that name one run (a run's rows differ only in ``epoch`` and the metrics).
 RUN_KEY = ("experiment", "variant", "schedule", "seed")
 _TEXT = ("experiment", "variant", "schedule", "data")
 _INTS = ("seed", "epoch")
-_RATES = ("lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "weight_norm")
+_RATES = ("lr", "momentum", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds",
+          "weight_norm")
 
 PathLike = Union[str, os.PathLike]
 

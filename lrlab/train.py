@@ -35,11 +35,11 @@ from torch.optim import lr_scheduler as _torch_sched
 
 from .schedules import _checked_rate
 
-__all__ = ["History", "train", "evaluate_accuracy", "is_schedule_free", "weight_norm"]
+__all__ = ["History", "train", "evaluate_accuracy", "is_schedule_free", "weight_norm", "group_momentum"]
 
 _STEP_PER = ("epoch", "update")
 _PLATEAU_METRICS = ("valid_loss", "train_loss", "test_loss")
-_METRICS = ("lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "seconds")
+_METRICS = ("lr", "momentum", "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "seconds")
 # On an accelerator, checking the running loss for NaN costs a host sync: do it every this many updates
 # (and at each epoch's end). On the CPU there is nothing to sync, so every update is checked.
 _NONFINITE_CHECK_EVERY = 50
@@ -53,6 +53,8 @@ class History:
     Attributes:
         lr: learning rate of parameter group 0 during epoch ``t`` (with per-update stepping: the rate of
             the epoch's first update; see ``lr_per_update``).
+        momentum: the momentum of parameter group 0 in the epoch's last update: SGD's (and schedule-free
+            SGD's) ``momentum``, Adam's ``beta1`` (``betas[0]``); NaN for an optimizer with neither.
         train_loss: mean training loss over the epoch's examples (as the net was updated during it).
         train_acc: fraction of the epoch's training examples classified correctly, during training.
         valid_loss: mean loss on ``valid_iter`` after the epoch (NaN without a ``valid_iter``).
@@ -68,6 +70,7 @@ class History:
     """
 
     lr: list = field(default_factory=list)
+    momentum: list = field(default_factory=list)
     train_loss: list = field(default_factory=list)
     train_acc: list = field(default_factory=list)
     valid_loss: list = field(default_factory=list)
@@ -225,6 +228,14 @@ def is_schedule_free(optimizer) -> bool:
     groups = getattr(optimizer, "param_groups", None)
     return (callable(getattr(optimizer, "train", None)) and callable(getattr(optimizer, "eval", None))
             and bool(groups) and "train_mode" in groups[0])
+
+
+def group_momentum(group: dict) -> float:
+    """A parameter group's momentum: ``betas[0]`` (Adam, AdamW), else ``momentum`` (SGD, RMSprop, schedule-free
+    SGD), else NaN (an optimizer without one)."""
+    if "betas" in group:
+        return float(group["betas"][0])
+    return float(group["momentum"]) if "momentum" in group else math.nan
 
 
 def weight_norm(net: nn.Module) -> float:
@@ -439,7 +450,7 @@ def train(
         start = time.perf_counter()
         if kind == "callable" and not per_update:
             set_lr(scheduler(epoch), f"scheduler({epoch})")
-        epoch_lr = None
+        epoch_lr = epoch_momentum = None
         loss_sum = torch.zeros((), dtype=dtype, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         n = 0
@@ -461,6 +472,7 @@ def train(
             mean, total = _loss_value(loss(y_hat, y))
             trainer.zero_grad(set_to_none=True)
             mean.backward()
+            epoch_momentum = group_momentum(groups[0])  # what this update uses (a scheduler may change it next)
             trainer.step()
             update += 1
             if per_update and kind == "torch":
@@ -484,6 +496,7 @@ def train(
         if bad is None and not math.isfinite(loss_total):
             bad = loss_total
         history.lr.append(epoch_lr)
+        history.momentum.append(math.nan if epoch_momentum is None else epoch_momentum)
         history.train_loss.append(loss_total / n if bad is None else bad)
         history.train_acc.append(correct_count / n)
         if bad is not None:
