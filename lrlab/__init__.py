@@ -1,4 +1,4 @@
-"""lrlab: learning-rate schedules for PyTorch, exact and stateless, and the harness of the lrlab course.
+"""lrlab: learning-rate schedules for PyTorch, exact and stateless, with the loop, range test and tools around them.
 
 A schedule is a pure function of the step: ``schedule(t)`` is the learning rate used during step
 ``t``. :class:`ScheduleLR` drives any optimizer by any schedule.
@@ -6,6 +6,10 @@ A schedule is a pure function of the step: ``schedule(t)`` is the learning rate 
 >>> import torch, lrlab
 >>> opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.3)
 >>> sched = lrlab.ScheduleLR(opt, lrlab.CosineScheduler(20, base_lr=0.3, final_lr=0.01))
+
+This package is the library. The course built on it is one import away: :mod:`lrlab.course` (its
+profiles, datasets, models, studies, results and the book's plumbing) and :mod:`lrlab.sources` (the
+code of d2l's section and of the three tutorials, as published, kept to show their errata).
 """
 
 from .schedules import (
@@ -26,16 +30,14 @@ from .schedules import (
     CosineRestartsScheduler,
     WSDScheduler,
 )
-from .lr_scheduler import ScheduleLR, WarmupMultiFactorScheduler, trace_scheduler
+from .lr_scheduler import ScheduleLR, WarmupMultiFactorLR, trace_scheduler
 from .lr_find import LRFindResult, LRFindSpread, lr_find, lr_find_seeds
-from .device import try_gpu
-from .profiles import Experiment, experiment, get_profile
+from .device import check_device, try_gpu
 from .data import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist, validation_split
-from .models import ImprovedCNN, LeNet, SimpleModel
 from .train import History, evaluate_accuracy, is_schedule_free, train
-from .plot import plot_histories, plot_lr_trace, plot_runs, plot_schedules
-from .results import read_table
-from . import course, results  # noqa: F401 (lrlab.course.glue, lrlab.results.compare_table in the chapters)
+from .callbacks import Callback, Checkpoint, CheckpointError
+from .plot import plot_histories, plot_lr_trace, plot_schedules
+from .stats import PairedDifference, paired_difference
 
 __all__ = [
     # schedules: pure functions of the step
@@ -44,15 +46,15 @@ __all__ = [
     "LinearWarmup", "SequentialScheduler", "OneCycleScheduler", "OneCycleMomentum", "CosineRestartsScheduler",
     "WSDScheduler",
     # torch drop-ins
-    "ScheduleLR", "WarmupMultiFactorScheduler", "trace_scheduler",
+    "ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler",
     # the learning-rate range test
     "lr_find", "lr_find_seeds", "LRFindResult", "LRFindSpread",
-    # training harness
-    "try_gpu", "Experiment", "experiment", "get_profile", "TensorLoader", "load_data_fashion_mnist",
-    "load_data_mnist", "load_data_cifar10", "validation_split", "LeNet", "SimpleModel", "ImprovedCNN", "History", "train",
-    "evaluate_accuracy", "is_schedule_free", "plot_schedules", "plot_histories", "plot_lr_trace",
-    # measured results (book/results)
-    "read_table", "plot_runs",
+    # training
+    "try_gpu", "check_device", "TensorLoader", "load_data_fashion_mnist", "load_data_mnist", "load_data_cifar10",
+    "validation_split", "History", "train", "evaluate_accuracy", "is_schedule_free", "Callback", "Checkpoint",
+    "CheckpointError",
+    # figures and comparisons
+    "plot_schedules", "plot_histories", "plot_lr_trace", "PairedDifference", "paired_difference",
 ]
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Datasets of the course held whole as tensors, and :class:`TensorLoader`, which batches them by index.
+"""Datasets held whole as tensors, and :class:`TensorLoader`, which batches them by index.
 
 The three loaders keep d2l's call shape and return ``(train_iter, test_iter)``:
 
@@ -41,7 +41,6 @@ import math
 import os
 import pickle
 import struct
-import sys
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -74,7 +73,6 @@ __all__ = [
     "load_data_cifar10",
     "load_data_mnist_test_split",
     "validation_split",
-    "ensure_datasets",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -303,7 +301,7 @@ def _missing_message(spec: DatasetSpec, root: Path, missing: Sequence[Path], rea
         + (f", and {len(missing) - 1} more file(s)" if len(missing) > 1 else "")
         + f"; {reason}. Fix: run once with network access (torchvision downloads it), or copy torchvision's "
         f"'{spec.folder}' folder under {root}, or point LRLAB_DATA (or root=) at a folder that has it; "
-        f"to run without the real data use LRLAB_PROFILE=smoke, where lrlab.experiment(...).load_data() "
+        f"to run without the real data use LRLAB_PROFILE=smoke, where lrlab.course.experiment(...).load_data() "
         f"uses synthetic stand-in data."
     )
 
@@ -346,8 +344,8 @@ def load_dataset_tensors(dataset: str, root: Optional[PathLike] = None, download
     """Read ``dataset`` ("fashion_mnist", "mnist", "cifar10") into ``(X_train, y_train, X_test, y_test)``.
 
     ``X``: uint8 images ``N x C x H x W`` exactly as in the files; ``y``: int64 labels. Missing files
-    are downloaded through torchvision when ``download`` is true; ``download=None`` means "unless the
-    profile is smoke" (``LRLAB_PROFILE=smoke`` never touches the network). Missing files that cannot
+    are downloaded through torchvision when ``download`` is true; ``download=None`` means "unless
+    ``$LRLAB_PROFILE`` is ``smoke``" (the course's smoke profile never touches the network). Missing files that cannot
     be downloaded raise :class:`MissingDataError`; a truncated or malformed file raises
     :class:`CorruptDataError`; both name the file and the fix.
     """
@@ -356,10 +354,8 @@ def load_dataset_tensors(dataset: str, root: Optional[PathLike] = None, download
     folder = base / spec.folder
     missing = [folder / n for n in spec.files if _find_file(folder, n) is None]
     if missing:
-        if download is None:
-            from .profiles import get_profile  # late import: profiles imports this module
-
-            download = get_profile() != "smoke"
+        if download is None:  # the course's smoke profile (lrlab.course.profiles) never uses the network
+            download = os.environ.get("LRLAB_PROFILE", "") != "smoke"
         if not download:
             raise MissingDataError(_missing_message(
                 spec, base, missing, "downloads are off (download=False, or the smoke profile, which never "
@@ -738,55 +734,3 @@ def validation_split(train_iter: TensorLoader, num_valid: int, seed: int = 0) ->
     train = TensorLoader(train_iter.X[keep], train_iter.y[keep], shuffle=train_iter.shuffle, seed=train_iter.seed, **common)
     valid = TensorLoader(train_iter.X[held], train_iter.y[held], shuffle=False, **common)
     return train, valid
-
-
-# ----------------------------------------------------------------------------------------------
-# Before a book build: the datasets a profile needs
-# ----------------------------------------------------------------------------------------------
-
-
-def ensure_datasets(profile: str, root: Optional[PathLike] = None) -> dict:
-    """Make sure the datasets the book's chapters read in ``profile`` are on disk; return ``{name: what}``.
-
-    ``full`` and ``laptop`` read the real Fashion-MNIST, MNIST and CIFAR-10: each is downloaded
-    through torchvision (with a progress bar) where its files are missing, then read once to check
-    it. A dataset that cannot be had raises :class:`MissingDataError` (or :class:`CorruptDataError`)
-    with the message that says how to fix it, before any notebook runs. ``smoke`` never downloads:
-    it reports which real files are present and which chapters will use the synthetic stand-in.
-    """
-    from .profiles import FULL, PROFILES
-
-    if profile not in PROFILES:
-        raise ValueError(f"profile={profile!r} is not a profile; use one of {', '.join(map(repr, PROFILES))}")
-    report = {}
-    for name in sorted({setting.dataset for setting in FULL.values()}):
-        spec = _spec(name)
-        if profile == "smoke":
-            report[name] = ("real files" if files_present(name, root) else "synthetic stand-in (no files, no download)")
-            continue
-        load_dataset_tensors(name, root, download=True)
-        report[name] = f"real files in {data_root(root) / spec.folder}"
-    return report
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m lrlab data [--profile P] [--root DIR]``: :func:`ensure_datasets`, for ``make book``."""
-    import argparse
-
-    from .profiles import get_profile
-
-    parser = argparse.ArgumentParser(prog="python -m lrlab data",
-                                     description="Make sure the datasets of a profile are on disk before a book build.")
-    parser.add_argument("--profile", default=None, help="full, laptop or smoke (default: $LRLAB_PROFILE, else full)")
-    parser.add_argument("--root", default=None, help="the datasets' folder (default: $LRLAB_DATA, else ~/.cache/lrlab)")
-    args = parser.parse_args(argv)
-    try:
-        profile = args.profile or get_profile()
-        report = ensure_datasets(profile, args.root)
-    except (MissingDataError, CorruptDataError, ValueError) as err:
-        print(f"lrlab: the book cannot be built: {err}", file=sys.stderr)
-        return 1
-    for name, what in report.items():
-        print(f"lrlab: {_spec(name).title} for the '{profile}' profile: {what}")
-    return 0
-

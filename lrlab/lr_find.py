@@ -44,7 +44,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-from .train import _to
+from .device import to_device
 
 __all__ = ["lr_find", "lr_find_seeds", "LRFindResult", "LRFindSpread", "lr_ramp", "smooth_losses", "RULES"]
 
@@ -193,7 +193,7 @@ def lr_find(net, train_iter, loss, optimizer, start_lr=1e-7, end_lr=10, num_iter
     try:
         net.train()
         for i, (lr, (X, y)) in enumerate(zip(ramp, _cycle(train_iter))):
-            X, y = _to(X, device), _to(y, device)
+            X, y = to_device(X, device), to_device(y, device)
             for group in optimizer.param_groups:
                 group["lr"] = float(lr)
             optimizer.zero_grad()
@@ -378,7 +378,7 @@ def _set_ylim(ax, results, raw=False) -> None:
 def _reseeded(train_iter, seed: int):
     from .data import TensorLoader
 
-    if isinstance(train_iter, TensorLoader) and train_iter.shuffle:  # as lrlab.runner builds one per seed
+    if isinstance(train_iter, TensorLoader) and train_iter.shuffle:  # as the course's runner builds one per seed
         return TensorLoader(train_iter.X, train_iter.y, train_iter.batch_size, shuffle=True, seed=seed,
                             max_batches=train_iter.max_batches, transform=train_iter.transform)
     return train_iter
@@ -390,7 +390,7 @@ def lr_find_seeds(make_net: Callable[[], torch.nn.Module], train_iter, loss, mak
 
     For each seed: ``torch.manual_seed(seed)``, ``net = make_net()``, ``opt = make_optimizer(net.parameters())``;
     a shuffling :class:`lrlab.TensorLoader` is rebuilt over the same tensors with ``seed=seed`` (as
-    :mod:`lrlab.runner` does per run; an unshuffled one or any other iterable is used as it is); then
+    :mod:`lrlab.course.runner` does per run; an unshuffled one or any other iterable is used as it is); then
     ``lr_find(net, loader, loss, opt, **kwargs)``. torch's random state is restored afterwards.
     """
     seeds = list(seeds)

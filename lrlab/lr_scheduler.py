@@ -10,7 +10,8 @@ bridge to ``LambdaLR``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,9 +20,10 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
-from .schedules import WarmupMultiFactorSchedule, _non_negative, _checked_rate
+from .checks import non_negative
+from .schedules import WarmupMultiFactorSchedule, checked_rate
 
-__all__ = ["ScheduleLR", "WarmupMultiFactorScheduler", "trace_scheduler", "RecordingOptimizer"]
+__all__ = ["ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler", "RecordingOptimizer"]
 
 
 class ScheduleLR(LRScheduler):
@@ -31,10 +33,12 @@ class ScheduleLR(LRScheduler):
     param group the lr equals ``schedule(t)`` exactly. With several, each group keeps the ratio of
     its initial lr to the first group's: ``lr_i = schedule(t) * initial_lr_i / initial_lr_0``.
 
-    ``momentum``: an optional second schedule ``t -> momentum`` written into every group with the
-    rate, as ``momentum`` (SGD, RMSprop) or as Adam's ``beta1`` (``betas[0]``): what torch's
-    ``OneCycleLR(cycle_momentum=True)`` does. Like torch, it writes a momentum even into an SGD built
-    without one (``momentum=0``), which turns on SGD's momentum buffer.
+    ``fields``: more param-group fields driven by schedules of the same ``t``, written into every group
+    with the rate: ``{"weight_decay": s}``, ``{"momentum": s}``, or any other field the optimizer's groups
+    have. ``"momentum"`` is the momentum of SGD and RMSprop and Adam's ``beta1`` (``betas[0]``), what torch's
+    ``OneCycleLR(cycle_momentum=True)`` drives; like torch, it writes a momentum even into an SGD built
+    without one (``momentum=0``), which turns on SGD's momentum buffer. ``momentum=s`` is short for
+    ``fields={"momentum": s}``. A momentum must be in [0, 1); other values finite and >= 0.
 
     ``state_dict()`` leaves the schedules out (they are configuration, not state): to resume, build a
     new ``ScheduleLR`` with the same schedules and load the saved state into it.
@@ -49,47 +53,67 @@ class ScheduleLR(LRScheduler):
 
         one = OneCycleScheduler(total_steps=30 * len(train_iter), max_lr=0.3)
         sched = ScheduleLR(opt, one, momentum=one.momentum)   # .step() after every update
+        wd = ScheduleLR(opt, one, fields={"weight_decay": CosineScheduler(30, base_lr=5e-4, final_lr=5e-5)})
     """
 
     def __init__(self, optimizer: Optimizer, schedule: Callable[[int], float], last_epoch: int = -1, *,
-                 momentum: Callable[[int], float] | None = None) -> None:
+                 momentum: Callable[[int], float] | None = None,
+                 fields: Mapping[str, Callable[[int], float]] | None = None) -> None:
         if not callable(schedule):
             raise TypeError(f"schedule must be callable (t -> learning rate), got {type(schedule).__name__}")
+        fields = dict(fields or {})
         if momentum is not None:
-            if not callable(momentum):
-                raise TypeError(f"momentum must be callable (t -> momentum) or None, got {type(momentum).__name__}")
-            defaults = getattr(optimizer, "defaults", {})
-            if "momentum" not in defaults and "betas" not in defaults:
-                raise ValueError(f"momentum= needs an optimizer with a momentum (SGD, RMSprop) or betas (Adam, AdamW); "
-                                 f"{type(optimizer).__name__} has neither")
+            if "momentum" in fields:
+                raise ValueError("give the momentum schedule once: momentum= or fields={'momentum': ...}, not both")
+            fields["momentum"] = momentum
+        defaults = getattr(optimizer, "defaults", {})
+        for name, field_schedule in fields.items():
+            if not callable(field_schedule):
+                raise TypeError(f"{name} must be callable (t -> {name}) or None, got {type(field_schedule).__name__}")
+            if name == "lr":
+                raise ValueError("the lr is the schedule itself (the second argument), not one of fields")
+            if name == "momentum":
+                if "momentum" not in defaults and "betas" not in defaults:
+                    raise ValueError(f"momentum= needs an optimizer with a momentum (SGD, RMSprop) or betas (Adam, "
+                                     f"AdamW); {type(optimizer).__name__} has neither")
+            elif name not in defaults:
+                raise ValueError(f"{type(optimizer).__name__}'s param groups have no field {name!r}; its fields are "
+                                 f"{sorted(k for k in defaults if k != 'params')}")
         self.schedule = schedule
-        self.momentum = momentum
+        self.fields = fields
         super().__init__(optimizer, last_epoch)
 
+    @property
+    def momentum(self) -> Callable[[int], float] | None:
+        """The momentum schedule (``fields["momentum"]``), or None."""
+        return self.fields.get("momentum")
+
     def get_lr(self) -> list[Any]:
-        self._set_momentum(self.last_epoch)
+        self._set_fields(self.last_epoch)
         return self._lrs_at(self.last_epoch)
 
     def _get_closed_form_lr(self) -> list[Any]:
-        self._set_momentum(self.last_epoch)
+        self._set_fields(self.last_epoch)
         return self._lrs_at(self.last_epoch)
 
-    def _set_momentum(self, t: int) -> None:
-        """Write ``momentum(t)`` into every group: as ``momentum``, or as Adam's ``beta1`` (what OneCycleLR does)."""
-        if self.momentum is None:
-            return
-        value = self.momentum(t)
-        m = float(value)
-        if not 0.0 <= m < 1.0:
-            raise ValueError(f"momentum({t}) returned {value!r}; a momentum must be in [0, 1)")
-        for group in self.optimizer.param_groups:
-            if "betas" in group:
-                group["betas"] = (m, *group["betas"][1:])
-            else:
-                group["momentum"] = m
+    def _set_fields(self, t: int) -> None:
+        """Write every field's schedule at ``t`` into every group (momentum as Adam's beta1 where it has betas)."""
+        for name, field_schedule in self.fields.items():
+            value = field_schedule(t)
+            x = float(value)
+            if name == "momentum":
+                if not 0.0 <= x < 1.0:
+                    raise ValueError(f"momentum({t}) returned {value!r}; a momentum must be in [0, 1)")
+            elif not (math.isfinite(x) and x >= 0):
+                raise ValueError(f"{name}({t}) returned {value!r}; it must be finite and >= 0")
+            for group in self.optimizer.param_groups:
+                if name == "momentum" and "betas" in group:
+                    group["betas"] = (x, *group["betas"][1:])
+                else:
+                    group[name] = x
 
     def _lrs_at(self, t: int) -> list[Any]:
-        lr = _checked_rate(self.schedule(t), f"schedule({t})")
+        lr = checked_rate(self.schedule(t), f"schedule({t})")
         first = self.base_lrs[0]
         if len(self.base_lrs) > 1 and first == 0:
             raise ValueError(
@@ -101,12 +125,17 @@ class ScheduleLR(LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.pop("schedule", None)
-        state.pop("momentum", None)
+        state.pop("fields", None)
         return state
 
 
-class WarmupMultiFactorScheduler(ScheduleLR):
+class WarmupMultiFactorLR(ScheduleLR):
     """Warmup then multi-step decay, per param group: maskrcnn-benchmark's ``WarmupMultiStepLR``.
+
+    A torch scheduler (its name ends in ``LR``, as torch's do): it *multiplies* each group's initial lr
+    by :class:`lrlab.WarmupMultiFactorSchedule` (a pure schedule, with ``base_lr=1``), where
+    :class:`ScheduleLR` sets the lr to its schedule's value. The warmup tutorial's class of the same
+    shape is ``WarmupMultiFactorScheduler`` (:mod:`lrlab.sources.tutorials`, as published).
 
     ``lr_i(t) = initial_lr_i * w(t) * gamma ** #{m in milestones : m <= t}``, where during the first
     ``warmup_epochs`` steps ``w`` is ``warmup_factor`` ("constant") or rises linearly from
@@ -115,8 +144,8 @@ class WarmupMultiFactorScheduler(ScheduleLR):
     update (with milestones and ``warmup_epochs`` counted in updates) for the per-iteration warmup
     of the detection codebases. Example (the course's chapter 7)::
 
-        WarmupMultiFactorScheduler(optimizer, milestones=[50, 75], gamma=0.1,
-                                   warmup_factor=0.001, warmup_epochs=10, last_epoch=-1)
+        WarmupMultiFactorLR(optimizer, milestones=[50, 75], gamma=0.1,
+                            warmup_factor=0.001, warmup_epochs=10, last_epoch=-1)
     """
 
     def __init__(
@@ -129,7 +158,7 @@ class WarmupMultiFactorScheduler(ScheduleLR):
         warmup_method: str = "linear",
         last_epoch: int = -1,
     ) -> None:
-        _non_negative("warmup_epochs", warmup_epochs)  # checked here to name the parameter as passed
+        non_negative("warmup_epochs", warmup_epochs)  # checked here to name the parameter as passed
         schedule = WarmupMultiFactorSchedule(milestones, gamma, warmup_factor, warmup_epochs, warmup_method)
         self.milestones = list(milestones)
         self.gamma = gamma

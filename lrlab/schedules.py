@@ -17,13 +17,16 @@ The d2l names (``SquareRootScheduler``, ``FactorScheduler``, ``MultiFactorSchedu
 
 from __future__ import annotations
 
-import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from . import checks as _checks
+from .checks import choice, count, fraction, milestones, non_negative, positive
+from .checks import schedule as callable_schedule
 
 __all__ = [
     "Schedule",
@@ -42,76 +45,32 @@ __all__ = [
     "OneCycleMomentum",
     "CosineRestartsScheduler",
     "WSDScheduler",
+    "checked_rate",
+    "param",
 ]
 
 
-# --------------------------------------------------------------------------- parameter checks
+# --------------------------------------------------------------------------- parameters
 
 
-def _real(name: str, value: Any) -> float:
-    """``value`` as a float, or TypeError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    return float(value)
+def param(check: Callable[[str, Any], Any], default: Any = MISSING) -> Any:
+    """A schedule's parameter, checked by ``check(name, value)`` when the schedule is made (see :class:`Schedule`)."""
+    if default is MISSING:
+        return field(metadata={"check": check})
+    return field(default=default, metadata={"check": check})
 
 
-def _finite(name: str, value: Any) -> float:
-    x = _real(name, value)
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be a finite number, got {x!r}")
-    return x
-
-
-def _non_negative(name: str, value: Any) -> float:
-    """A learning rate, a step count or a power: finite and >= 0."""
-    x = _finite(name, value)
-    if x < 0:
-        raise ValueError(f"{name} must be >= 0, got {x!r}")
-    return x
-
-
-def _positive(name: str, value: Any) -> float:
-    x = _finite(name, value)
-    if x <= 0:
-        raise ValueError(f"{name} must be > 0, got {x!r}")
-    return x
-
-
-def _milestones(name: str, values: Any) -> tuple[float, ...]:
-    """Sorted, non-negative, finite step numbers (repeats allowed: each counts once more)."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
-        raise TypeError(f"{name} must be a sequence of step numbers, got {type(values).__name__}")
-    out = tuple(_non_negative(f"{name}[{i}]", v) for i, v in enumerate(values))
-    if any(b < a for a, b in zip(out, out[1:])):
-        raise ValueError(f"{name} must be sorted in increasing order, got {list(values)!r}; sort it")
-    return out
-
-
-def _warmup(warmup_steps: Any, max_update: float) -> float:
-    w = _non_negative("warmup_steps", warmup_steps)
-    if w > max_update:
+def _warmup(warmup_steps: float, max_update: float, length: str = "max_update") -> None:
+    if warmup_steps > max_update:
         raise ValueError(
-            f"warmup_steps ({w:g}) must not exceed max_update ({max_update:g}): the warmup is part of "
-            "the schedule; raise max_update or shorten the warmup"
+            f"warmup_steps ({warmup_steps:g}) must not exceed {length} ({max_update:g}): the warmup is part of "
+            f"the schedule; raise {length} or shorten the warmup"
         )
-    return w
 
 
-def _checked_rate(value: Any, where: str) -> float:
+def checked_rate(value: Any, where: str) -> float:
     """A learning rate that a schedule returned, as a float: finite and >= 0, else an error naming ``where``."""
-    try:
-        lr = float(value)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{where} returned {value!r}, which is not a number; a schedule must return the learning rate") from err
-    if not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"{where} returned {lr!r}; a learning rate must be finite and >= 0 (check the schedule's parameters)")
-    return lr
-
-
-def _check_schedule(name: str, value: Any) -> Callable:
-    if not callable(value):
-        raise TypeError(f"{name} must be callable (t -> learning rate), got {type(value).__name__}")
-    return value
+    return _checks.rate(value, where)
 
 
 # --------------------------------------------------------------------------- the base class
@@ -159,10 +118,22 @@ def _steps_as_array(t: Any) -> tuple[np.ndarray, Any]:
 class Schedule:
     """Base class: a learning rate as a pure function of the step ``t``.
 
-    Subclasses implement :meth:`value`, the formula on a float64 array of valid steps.
+    Subclasses are frozen dataclasses whose parameters are declared with :func:`param` (a default and a
+    check); making one runs every parameter's check, in order, then :meth:`check` for what involves
+    several. They implement :meth:`value`, the formula on a float64 array of valid steps.
     ``__call__`` validates ``t``, evaluates element-wise and refuses to return a NaN or an
     infinity (OverflowError), so a schedule never hands an optimizer a silent NaN.
     """
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check = f.metadata.get("check")
+            if check is not None:
+                object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
+        self.check()
+
+    def check(self) -> None:
+        """Checks that involve several parameters (run after each parameter's own)."""
 
     def value(self, t: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -193,6 +164,20 @@ def _linear_warmup(t: np.ndarray, begin: float, end: float, steps: float) -> np.
     return begin + (end - begin) * (t / steps if steps > 0 else 0.0)
 
 
+def _after_warmup(t: np.ndarray, steps: float, begin: float, end: float, after: np.ndarray) -> np.ndarray:
+    """The linear warmup from ``begin`` to ``end`` for ``t < steps``, then ``after``: every warmup of the module."""
+    return np.where(t < steps, _linear_warmup(t, begin, end, steps), after)
+
+
+#: Decay shapes ``f`` on the progress ``x`` in [0, 1], from ``f(0) = 1`` to ``f(1) = 0``: the rate is
+#: ``final + (peak - final) * f(x)``. Shared by :class:`CosineScheduler` and :class:`WSDScheduler`.
+DECAY_SHAPES = {
+    "linear": lambda x: 1.0 - x,
+    "cosine": lambda x: (1.0 + np.cos(np.pi * x)) / 2.0,
+    "1-sqrt": lambda x: 1.0 - np.sqrt(x),
+}
+
+
 # --------------------------------------------------------------------------- schedules
 
 
@@ -200,10 +185,7 @@ def _linear_warmup(t: np.ndarray, begin: float, end: float, steps: float) -> np.
 class ConstantScheduler(Schedule):
     """The same rate at every step: ``lr(t) = lr``."""
 
-    lr: float = 0.1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", _non_negative("lr", self.lr))
+    lr: float = param(non_negative, 0.1)
 
     def value(self, t: np.ndarray) -> np.ndarray:
         return np.full_like(t, self.lr)
@@ -217,10 +199,7 @@ class SquareRootScheduler(Schedule):
     stateless too).
     """
 
-    lr: float = 0.1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", _non_negative("lr", self.lr))
+    lr: float = param(non_negative, 0.1)
 
     def value(self, t: np.ndarray) -> np.ndarray:
         return self.lr * np.power(t + 1.0, -0.5)
@@ -236,14 +215,9 @@ class FactorScheduler(Schedule):
     left (it starts at ``base_lr * factor``), and calling it again continues where it stopped.
     """
 
-    factor: float = 1.0
-    stop_factor_lr: float = 1e-7
-    base_lr: float = 0.1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "factor", _positive("factor", self.factor))
-        object.__setattr__(self, "stop_factor_lr", _non_negative("stop_factor_lr", self.stop_factor_lr))
-        object.__setattr__(self, "base_lr", _non_negative("base_lr", self.base_lr))
+    factor: float = param(positive, 1.0)
+    stop_factor_lr: float = param(non_negative, 1e-7)
+    base_lr: float = param(non_negative, 0.1)
 
     def value(self, t: np.ndarray) -> np.ndarray:
         return np.maximum(self.stop_factor_lr, self.base_lr * np.power(self.factor, t))
@@ -258,14 +232,9 @@ class MultiFactorScheduler(Schedule):
     d2l's MXNet tab uses, changes one update later: ``s < t``). A step listed twice counts twice.
     """
 
-    steps: Sequence[float] = ()
-    factor: float = 1.0
-    base_lr: float = 0.1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", _milestones("steps", self.steps))
-        object.__setattr__(self, "factor", _positive("factor", self.factor))
-        object.__setattr__(self, "base_lr", _non_negative("base_lr", self.base_lr))
+    steps: Sequence[float] = param(milestones, ())
+    factor: float = param(positive, 1.0)
+    base_lr: float = param(non_negative, 0.1)
 
     def value(self, t: np.ndarray) -> np.ndarray:
         k = np.searchsorted(np.asarray(self.steps, dtype=np.float64), t, side="right")
@@ -279,14 +248,9 @@ class StepScheduler(Schedule):
     The closed form of ``torch.optim.lr_scheduler.StepLR``.
     """
 
-    step_size: float = 1
-    gamma: float = 0.1
-    base_lr: float = 0.1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "step_size", _positive("step_size", self.step_size))
-        object.__setattr__(self, "gamma", _positive("gamma", self.gamma))
-        object.__setattr__(self, "base_lr", _non_negative("base_lr", self.base_lr))
+    step_size: float = param(positive, 1)
+    gamma: float = param(positive, 0.1)
+    base_lr: float = param(non_negative, 0.1)
 
     def value(self, t: np.ndarray) -> np.ndarray:
         return self.base_lr * np.power(self.gamma, np.floor(t / self.step_size))
@@ -299,12 +263,8 @@ class ExponentialScheduler(Schedule):
     The closed form of ``torch.optim.lr_scheduler.ExponentialLR`` (at integer ``t``).
     """
 
-    gamma: float = 0.9
-    base_lr: float = 0.1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "gamma", _positive("gamma", self.gamma))
-        object.__setattr__(self, "base_lr", _non_negative("base_lr", self.base_lr))
+    gamma: float = param(positive, 0.9)
+    base_lr: float = param(non_negative, 0.1)
 
     def value(self, t: np.ndarray) -> np.ndarray:
         return self.base_lr * np.power(self.gamma, t)
@@ -327,17 +287,17 @@ class CosineScheduler(Schedule):
     ``AttributeError``, and with ``warmup_steps == max_update`` it divides by zero.
     """
 
-    max_update: float = 1
-    base_lr: float = 0.01
-    final_lr: float = 0.0
-    warmup_steps: float = 0
-    warmup_begin_lr: float = 0.0
+    max_update: float = param(positive, 1)
+    base_lr: float = param(non_negative, 0.01)
+    final_lr: float = param(non_negative, 0.0)
+    warmup_steps: float = param(non_negative, 0)
+    warmup_begin_lr: float = param(non_negative, 0.0)
 
-    def __post_init__(self) -> None:
-        _decay_init(self)
+    def check(self) -> None:
+        _warmup(self.warmup_steps, self.max_update)
 
     def value(self, t: np.ndarray) -> np.ndarray:
-        return _decay_with_warmup(self, t, lambda x: (1.0 + np.cos(np.pi * x)) / 2.0)
+        return _decay_with_warmup(self, t, DECAY_SHAPES["cosine"])
 
 
 @dataclass(frozen=True)
@@ -356,28 +316,18 @@ class PolyScheduler(Schedule):
     ``power = 0`` keeps ``base_lr`` up to ``T``; ``power = 1`` is a linear decay.
     """
 
-    max_update: float = 1
-    base_lr: float = 0.01
-    final_lr: float = 0.0
-    power: float = 1.0
-    warmup_steps: float = 0
-    warmup_begin_lr: float = 0.0
+    max_update: float = param(positive, 1)
+    base_lr: float = param(non_negative, 0.01)
+    final_lr: float = param(non_negative, 0.0)
+    power: float = param(non_negative, 1.0)
+    warmup_steps: float = param(non_negative, 0)
+    warmup_begin_lr: float = param(non_negative, 0.0)
 
-    def __post_init__(self) -> None:
-        _decay_init(self)
-        object.__setattr__(self, "power", _non_negative("power", self.power))
+    def check(self) -> None:
+        _warmup(self.warmup_steps, self.max_update)
 
     def value(self, t: np.ndarray) -> np.ndarray:
         return _decay_with_warmup(self, t, lambda x: np.power(1.0 - x, self.power))
-
-
-def _decay_init(s: Any) -> None:
-    """Shared checks of CosineScheduler and PolyScheduler."""
-    object.__setattr__(s, "max_update", _positive("max_update", s.max_update))
-    object.__setattr__(s, "base_lr", _non_negative("base_lr", s.base_lr))
-    object.__setattr__(s, "final_lr", _non_negative("final_lr", s.final_lr))
-    object.__setattr__(s, "warmup_begin_lr", _non_negative("warmup_begin_lr", s.warmup_begin_lr))
-    object.__setattr__(s, "warmup_steps", _warmup(s.warmup_steps, s.max_update))
 
 
 def _decay_with_warmup(s: Any, t: np.ndarray, shape: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -388,8 +338,7 @@ def _decay_with_warmup(s: Any, t: np.ndarray, shape: Callable[[np.ndarray], np.n
     w, span = s.warmup_steps, s.max_update - s.warmup_steps
     progress = np.clip((t - w) / span, 0.0, 1.0) if span > 0 else np.zeros_like(t)
     decay = s.final_lr + (s.base_lr - s.final_lr) * shape(progress)
-    warm = _linear_warmup(t, s.warmup_begin_lr, s.base_lr, w)
-    return np.where(t < w, warm, np.where(t > s.max_update, s.final_lr, decay))
+    return _after_warmup(t, w, s.warmup_begin_lr, s.base_lr, np.where(t > s.max_update, s.final_lr, decay))
 
 
 @dataclass(frozen=True)
@@ -405,20 +354,22 @@ class LinearWarmup(Schedule):
     torch (Goyal et al., 2017, gradual warmup).
     """
 
-    schedule: Callable[[Any], Any]
-    warmup_steps: float
-    warmup_begin_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        _check_schedule("schedule", self.schedule)
-        object.__setattr__(self, "warmup_steps", _non_negative("warmup_steps", self.warmup_steps))
-        object.__setattr__(self, "warmup_begin_lr", _non_negative("warmup_begin_lr", self.warmup_begin_lr))
+    schedule: Callable[[Any], Any] = param(callable_schedule)
+    warmup_steps: float = param(non_negative)
+    warmup_begin_lr: float = param(non_negative, 0.0)
 
     def value(self, t: np.ndarray) -> np.ndarray:
         w = self.warmup_steps
         target = float(_eval(self.schedule, np.zeros(1))[0])
-        after = _eval(self.schedule, np.maximum(t - w, 0.0))
-        return np.where(t < w, _linear_warmup(t, self.warmup_begin_lr, target, w), after)
+        return _after_warmup(t, w, self.warmup_begin_lr, target, _eval(self.schedule, np.maximum(t - w, 0.0)))
+
+
+def _schedules(name: str, values: Any) -> tuple:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a sequence of schedules, got {type(values).__name__}")
+    if not values:
+        raise ValueError(f"{name} must hold at least one schedule")
+    return tuple(callable_schedule(f"{name}[{i}]", s) for i, s in enumerate(values))
 
 
 @dataclass(frozen=True)
@@ -433,23 +384,15 @@ class SequentialScheduler(Schedule):
                             milestones=[80])
     """
 
-    schedules: Sequence[Callable[[Any], Any]]
-    milestones: Sequence[float]
+    schedules: Sequence[Callable[[Any], Any]] = param(_schedules)
+    milestones: Sequence[float] = param(milestones)
 
-    def __post_init__(self) -> None:
-        if isinstance(self.schedules, (str, bytes)) or not isinstance(self.schedules, Sequence):
-            raise TypeError(f"schedules must be a sequence of schedules, got {type(self.schedules).__name__}")
-        schedules = tuple(_check_schedule(f"schedules[{i}]", s) for i, s in enumerate(self.schedules))
-        milestones = _milestones("milestones", self.milestones)
-        if not schedules:
-            raise ValueError("schedules must hold at least one schedule")
-        if len(milestones) != len(schedules) - 1:
+    def check(self) -> None:
+        if len(self.milestones) != len(self.schedules) - 1:
             raise ValueError(
-                f"milestones must have one entry fewer than schedules: got {len(milestones)} milestones "
-                f"for {len(schedules)} schedules"
+                f"milestones must have one entry fewer than schedules: got {len(self.milestones)} milestones "
+                f"for {len(self.schedules)} schedules"
             )
-        object.__setattr__(self, "schedules", schedules)
-        object.__setattr__(self, "milestones", milestones)
 
     def value(self, t: np.ndarray) -> np.ndarray:
         starts = np.asarray((0.0,) + self.milestones)
@@ -481,23 +424,12 @@ class WarmupMultiFactorSchedule(Schedule):
     :class:`lrlab.WarmupMultiFactorScheduler` applies it to every param group of an optimizer.
     """
 
-    milestones: Sequence[float] = ()
-    gamma: float = 0.1
-    warmup_factor: float = 1.0 / 3.0
-    warmup_steps: float = 5
-    warmup_method: str = "linear"
-    base_lr: float = 1.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "milestones", _milestones("milestones", self.milestones))
-        object.__setattr__(self, "gamma", _positive("gamma", self.gamma))
-        object.__setattr__(self, "warmup_factor", _positive("warmup_factor", self.warmup_factor))
-        object.__setattr__(self, "warmup_steps", _non_negative("warmup_steps", self.warmup_steps))
-        object.__setattr__(self, "base_lr", _non_negative("base_lr", self.base_lr))
-        if self.warmup_method not in _WARMUP_METHODS:
-            raise ValueError(
-                f"warmup_method must be one of {_WARMUP_METHODS}, got {self.warmup_method!r}"
-            )
+    milestones: Sequence[float] = param(milestones, ())
+    gamma: float = param(positive, 0.1)
+    warmup_factor: float = param(positive, 1.0 / 3.0)
+    warmup_steps: float = param(non_negative, 5)
+    warmup_method: str = param(choice(_WARMUP_METHODS), "linear")
+    base_lr: float = param(non_negative, 1.0)
 
     def value(self, t: np.ndarray) -> np.ndarray:
         W, wf = self.warmup_steps, self.warmup_factor
@@ -547,30 +479,18 @@ class OneCycleScheduler(Schedule):
     ``ScheduleLR(optimizer, sched, momentum=sched.momentum)``.
     """
 
-    total_steps: int
-    max_lr: float
-    pct_start: float = 0.3
-    anneal_strategy: str = "cos"
-    div_factor: float = 25.0
-    final_div_factor: float = 1e4
+    total_steps: int = param(count)
+    max_lr: float = param(non_negative)
+    pct_start: float = param(fraction, 0.3)
+    anneal_strategy: str = param(choice(_ANNEAL_STRATEGIES), "cos")
+    div_factor: float = param(positive, 25.0)
+    final_div_factor: float = param(positive, 1e4)
     three_phase: bool = False
-    base_momentum: float = 0.85
-    max_momentum: float = 0.95
+    base_momentum: float = param(non_negative, 0.85)
+    max_momentum: float = param(non_negative, 0.95)
 
-    def __post_init__(self) -> None:
-        if isinstance(self.total_steps, bool) or not isinstance(self.total_steps, numbers.Integral) or self.total_steps < 1:
-            raise ValueError(f"total_steps must be an int >= 1 (the number of updates), got {self.total_steps!r}")
-        object.__setattr__(self, "max_lr", _non_negative("max_lr", self.max_lr))
-        pct = _finite("pct_start", self.pct_start)
-        if not 0.0 <= pct <= 1.0:
-            raise ValueError(f"pct_start must be in [0, 1] (the fraction of steps spent rising), got {pct!r}")
-        object.__setattr__(self, "pct_start", pct)
-        if self.anneal_strategy not in _ANNEAL_STRATEGIES:
-            raise ValueError(f"anneal_strategy must be one of {_ANNEAL_STRATEGIES}, got {self.anneal_strategy!r}")
-        object.__setattr__(self, "div_factor", _positive("div_factor", self.div_factor))
-        object.__setattr__(self, "final_div_factor", _positive("final_div_factor", self.final_div_factor))
-        object.__setattr__(self, "base_momentum", _non_negative("base_momentum", self.base_momentum))
-        object.__setattr__(self, "max_momentum", _non_negative("max_momentum", self.max_momentum))
+    def check(self) -> None:
+        pct = self.pct_start
         ends = [end for end, _, _ in self._phases("lr")]
         starts = [0.0] + ends[:-1]
         if any(e <= s for s, e in zip(starts, ends)):
@@ -645,18 +565,10 @@ class CosineRestartsScheduler(Schedule):
     fractional ones (``.step(epoch)``, e.g. ``epoch + i / iters`` per update).
     """
 
-    T_0: int
-    T_mult: int = 1
-    eta_min: float = 0.0
-    base_lr: float = 0.1
-
-    def __post_init__(self) -> None:
-        for name in ("T_0", "T_mult"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1 (as in torch's CosineAnnealingWarmRestarts), got {value!r}")
-        object.__setattr__(self, "eta_min", _non_negative("eta_min", self.eta_min))
-        object.__setattr__(self, "base_lr", _non_negative("base_lr", self.base_lr))
+    T_0: int = param(count)
+    T_mult: int = param(count, 1)
+    eta_min: float = param(non_negative, 0.0)
+    base_lr: float = param(non_negative, 0.1)
 
     def cycle(self, t: np.ndarray) -> tuple:
         """``(start S_i, length T_i)`` of the cycle that each step ``t`` is in."""
@@ -676,82 +588,71 @@ class CosineRestartsScheduler(Schedule):
         return self.eta_min + (self.base_lr - self.eta_min) * (1.0 + np.cos(np.pi * (t - start) / length)) / 2.0
 
 
-_WSD_SHAPES = ("linear", "cosine", "1-sqrt")
+def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _decay_fraction(name: str, value: Any) -> float:
+    x = fraction(name, value)
+    if x == 0.0:
+        raise ValueError(f"{name} must be in (0, 1], got {x!r}")
+    return x
 
 
 @dataclass(frozen=True)
 class WSDScheduler(Schedule):
     """Warmup, stable, decay (MiniCPM, Hu et al., 2024; Hägele et al., 2024).
 
-    With ``T = max_update``, ``W = warmup_steps`` and ``D`` decay steps (``decay_steps``, or
-    ``decay_fraction * T``)::
+    In the course's vocabulary for the schedules beyond d2l and torch: ``T = total_steps``,
+    ``W = warmup_steps``, the peak ``peak_lr``, the floor ``final_lr``, and ``D`` decay steps
+    (``decay_steps``, or ``decay_fraction * T``)::
 
-        t < W           : warmup_begin_lr + (base_lr - warmup_begin_lr) * t / W
-        W <= t < T - D  : base_lr
-        T - D <= t < T  : final_lr + (base_lr - final_lr) * f((t - (T - D)) / D)
+        t < W           : warmup_begin_lr + (peak_lr - warmup_begin_lr) * t / W
+        W <= t < T - D  : peak_lr
+        T - D <= t < T  : final_lr + (peak_lr - final_lr) * f((t - (T - D)) / D)
         t >= T          : final_lr
 
-    with ``f(x) = 1 - x`` ("linear"), ``(1 + cos(pi x)) / 2`` ("cosine") or ``1 - sqrt(x)``
-    ("1-sqrt", Hägele et al.'s best shape). The stable phase does not depend on ``T``: one run at
-    ``base_lr`` can be cooled down from any of its checkpoints, which is why the schedule suits a
+    with ``f`` from :data:`DECAY_SHAPES`: ``1 - x`` ("linear"), ``(1 + cos(pi x)) / 2`` ("cosine") or
+    ``1 - sqrt(x)`` ("1-sqrt", Hägele et al.'s best shape). The stable phase does not depend on ``T``: one
+    run at ``peak_lr`` can be cooled down from any of its checkpoints, which is why the schedule suits a
     budget that is not known in advance. With ``warmup_begin_lr = final_lr`` these are the values of
-    HuggingFace's ``get_wsd_schedule`` (linear warmup, ``min_lr_ratio = final_lr / base_lr``).
+    HuggingFace's ``get_wsd_schedule`` (linear warmup, ``min_lr_ratio = final_lr / peak_lr``).
     """
 
-    max_update: float
-    base_lr: float = 0.1
-    final_lr: float = 0.0
-    warmup_steps: float = 0
-    decay_steps: Any = None
-    decay_fraction: Any = None
-    decay_shape: str = "1-sqrt"
-    warmup_begin_lr: float = 0.0
+    total_steps: float = param(positive)
+    peak_lr: float = param(non_negative)
+    final_lr: float = param(non_negative, 0.0)
+    warmup_steps: float = param(non_negative, 0)
+    decay_steps: Any = param(_optional(positive), None)
+    decay_fraction: Any = param(_optional(_decay_fraction), None)
+    decay_shape: str = param(choice(tuple(DECAY_SHAPES)), "1-sqrt")
+    warmup_begin_lr: float = param(non_negative, 0.0)
 
-    def __post_init__(self) -> None:
-        T = _positive("max_update", self.max_update)
-        object.__setattr__(self, "max_update", T)
-        object.__setattr__(self, "base_lr", _non_negative("base_lr", self.base_lr))
-        object.__setattr__(self, "final_lr", _non_negative("final_lr", self.final_lr))
-        object.__setattr__(self, "warmup_begin_lr", _non_negative("warmup_begin_lr", self.warmup_begin_lr))
-        object.__setattr__(self, "warmup_steps", _warmup(self.warmup_steps, T))
+    def check(self) -> None:
+        T = self.total_steps
+        _warmup(self.warmup_steps, T, "total_steps")
         if (self.decay_steps is None) == (self.decay_fraction is None):
             raise ValueError("give the decay's length as exactly one of decay_steps (a step count) or "
-                             "decay_fraction (of max_update), e.g. decay_fraction=0.2")
-        if self.decay_fraction is not None:
-            fraction = _finite("decay_fraction", self.decay_fraction)
-            if not 0.0 < fraction <= 1.0:
-                raise ValueError(f"decay_fraction must be in (0, 1], got {fraction!r}")
-            object.__setattr__(self, "decay_fraction", fraction)
-        else:
-            object.__setattr__(self, "decay_steps", _positive("decay_steps", self.decay_steps))
-        if self.decay_shape not in _WSD_SHAPES:
-            raise ValueError(f"decay_shape must be one of {_WSD_SHAPES}, got {self.decay_shape!r}")
+                             "decay_fraction (of total_steps), e.g. decay_fraction=0.2")
         if self.warmup_steps + self.decay_length > T:
             raise ValueError(
-                f"warmup_steps ({self.warmup_steps:g}) + the decay ({self.decay_length:g} steps) exceed max_update "
-                f"({T:g}): shorten one of them or raise max_update"
+                f"warmup_steps ({self.warmup_steps:g}) + the decay ({self.decay_length:g} steps) exceed total_steps "
+                f"({T:g}): shorten one of them or raise total_steps"
             )
 
     @property
     def decay_length(self) -> float:
         """``D``, the decay's number of steps."""
-        return self.decay_fraction * self.max_update if self.decay_steps is None else self.decay_steps
+        return self.decay_fraction * self.total_steps if self.decay_steps is None else self.decay_steps
 
     @property
     def decay_start(self) -> float:
         """``T - D``: the last step of the stable phase is just before it."""
-        return self.max_update - self.decay_length
+        return self.total_steps - self.decay_length
 
     def value(self, t: np.ndarray) -> np.ndarray:
         W, D, start = self.warmup_steps, self.decay_length, self.decay_start
         x = np.clip((t - start) / D, 0.0, 1.0)
-        if self.decay_shape == "linear":
-            f = 1.0 - x
-        elif self.decay_shape == "cosine":
-            f = (1.0 + np.cos(np.pi * x)) / 2.0
-        else:
-            f = 1.0 - np.sqrt(x)
-        decay = self.final_lr + (self.base_lr - self.final_lr) * f
-        warm = _linear_warmup(t, self.warmup_begin_lr, self.base_lr, W)
-        return np.where(t < W, warm, np.where(t < start, self.base_lr,
-                                              np.where(t < self.max_update, decay, self.final_lr)))
+        decay = self.final_lr + (self.peak_lr - self.final_lr) * DECAY_SHAPES[self.decay_shape](x)
+        return _after_warmup(t, W, self.warmup_begin_lr, self.peak_lr,
+                             np.where(t < start, self.peak_lr, np.where(t < self.total_steps, decay, self.final_lr)))

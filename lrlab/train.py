@@ -1,7 +1,7 @@
-"""The course's training loop: :func:`train`, :func:`evaluate_accuracy` and the :class:`History` they record.
+"""The training loop: :func:`train` (one loop, extended by callbacks), :func:`evaluate_accuracy` and the :class:`History` they record.
 
 :func:`train` keeps the signature of the ``train`` function of d2l's "Learning Rate Scheduling" section
-(Zhang et al., 2023; the published code is in :mod:`lrlab.d2l_section`) and
+(Zhang et al., 2023; the published code is in :mod:`lrlab.sources.d2l_section`) and
 corrects what the course must not inherit from it:
 
 * a schedule ``t -> lr`` is applied *before* epoch ``t``, so epoch ``t`` trains at ``schedule(t)``
@@ -26,121 +26,24 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch
 from torch import nn
 from torch.optim import lr_scheduler as _torch_sched
 
-from .schedules import _checked_rate
+from .callbacks import HOOKS, TrainState, progress as _progress
+from .device import to_device
+from .history import History
+from .schedules import checked_rate
 
-__all__ = ["History", "train", "evaluate_accuracy", "is_schedule_free", "weight_norm", "group_momentum"]
+__all__ = ["History", "train", "evaluate_accuracy", "is_schedule_free", "group_momentum"]
 
 _STEP_PER = ("epoch", "update")
 _PLATEAU_METRICS = ("valid_loss", "train_loss", "test_loss")
-_METRICS = ("lr", "momentum", "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "seconds")
 # On an accelerator, checking the running loss for NaN costs a host sync: do it every this many updates
 # (and at each epoch's end). On the CPU there is nothing to sync, so every update is checked.
 _NONFINITE_CHECK_EVERY = 50
-
-
-@dataclass(repr=False)
-class History:
-    """Per-epoch record of a :func:`train` run; entry ``t`` of every list belongs to epoch ``t``
-    (to epoch ``start_epoch + t`` in a resumed run).
-
-    Attributes:
-        lr: learning rate of parameter group 0 during epoch ``t`` (with per-update stepping: the rate of
-            the epoch's first update; see ``lr_per_update``).
-        momentum: the momentum of parameter group 0 in the epoch's last update: SGD's (and schedule-free
-            SGD's) ``momentum``, Adam's ``beta1`` (``betas[0]``); NaN for an optimizer with neither.
-        train_loss: mean training loss over the epoch's examples (as the net was updated during it).
-        train_acc: fraction of the epoch's training examples classified correctly, during training.
-        valid_loss: mean loss on ``valid_iter`` after the epoch (NaN without a ``valid_iter``).
-        valid_acc: accuracy on ``valid_iter`` after the epoch (NaN without a ``valid_iter``).
-        test_loss: mean loss on ``test_iter`` after the epoch (NaN without a ``test_iter``).
-        test_acc: accuracy on ``test_iter`` after the epoch (NaN without a ``test_iter``).
-        seconds: wall-clock seconds of the epoch, training plus evaluation.
-        lr_per_update: with ``step_per="update"``, the rate of every update in order; else empty.
-        stopped: None after a full run, else why training stopped early (e.g. a NaN loss).
-        step_per: ``"epoch"`` or ``"update"``, as passed to :func:`train`.
-        start_epoch: the number of the first recorded epoch (``train(..., start_epoch=k)`` resumes at
-            epoch ``k``); entry ``i`` of every list belongs to epoch ``start_epoch + i``.
-    """
-
-    lr: list = field(default_factory=list)
-    momentum: list = field(default_factory=list)
-    train_loss: list = field(default_factory=list)
-    train_acc: list = field(default_factory=list)
-    valid_loss: list = field(default_factory=list)
-    valid_acc: list = field(default_factory=list)
-    test_loss: list = field(default_factory=list)
-    test_acc: list = field(default_factory=list)
-    seconds: list = field(default_factory=list)
-    lr_per_update: list = field(default_factory=list)
-    stopped: Optional[str] = None
-    step_per: str = "epoch"
-    start_epoch: int = 0
-
-    def __len__(self) -> int:
-        return len(self.lr)
-
-    @property
-    def epochs(self) -> list:
-        """Epoch numbers ``start_epoch .. start_epoch + len(self) - 1`` (epoch ``epochs[i]`` trains at ``lr[i]``)."""
-        return list(range(self.start_epoch, self.start_epoch + len(self)))
-
-    @property
-    def diverged(self) -> bool:
-        """True when training stopped on a NaN or infinite loss."""
-        return self.stopped is not None and len(self) > 0 and not math.isfinite(self.train_loss[-1])
-
-    def final(self) -> dict:
-        """The last epoch's metrics as a dict (``{}`` for an empty history)."""
-        if not len(self):
-            return {}
-        return {name: getattr(self, name)[-1] for name in _METRICS}
-
-    def as_dict(self) -> dict:
-        """The per-epoch lists as a dict of name -> list (plus ``"epoch"``), for pandas or JSON."""
-        out = {"epoch": self.epochs}
-        out.update({name: list(getattr(self, name)) for name in _METRICS})
-        return out
-
-    def to_table(self, digits: int = 4, *, seconds: bool = False) -> str:
-        """A plain-text table, one row per epoch (deterministic: no timings unless ``seconds=True``)."""
-        valid = ["valid_loss", "valid_acc"] if any(math.isfinite(v) for v in self.valid_loss) else []
-        columns = ["lr", "train_loss", "train_acc"] + valid + ["test_loss", "test_acc"] + (["seconds"] if seconds else [])
-        header = ["epoch"] + columns
-        rows = [[str(e)] + [f"{getattr(self, c)[t]:.{digits}g}" if c == "lr" else f"{getattr(self, c)[t]:.{digits}f}"
-                            for c in columns] for t, e in enumerate(self.epochs)]
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-        lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
-        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
-        if self.stopped:
-            lines.append(f"stopped: {self.stopped}")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.to_table()
-
-    def __repr__(self) -> str:
-        if not len(self):
-            return "History(0 epochs)"
-        last = self.final()
-        text = (f"History({len(self)} epochs, lr {self.lr[0]:.4g} -> {self.lr[-1]:.4g}, "
-                f"final train loss {last['train_loss']:.4f}, test acc {last['test_acc']:.4f}")
-        return text + (", stopped early)" if self.stopped else ")")
-
-    def to_frame(self):
-        """A pandas DataFrame indexed by epoch (needs pandas, an optional dependency)."""
-        try:
-            import pandas as pd
-        except ImportError as err:  # pragma: no cover - pandas is installed with the course
-            raise ImportError("History.to_frame needs pandas: pip install pandas (or use History.to_table())") from err
-        data = self.as_dict()
-        return pd.DataFrame(data).set_index("epoch")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -152,14 +55,6 @@ def _model_device(net: nn.Module) -> torch.device:
     for b in net.buffers():
         return b.device
     return torch.device("cpu")
-
-
-def _to(x, device: torch.device):
-    if isinstance(x, torch.Tensor):
-        return x.to(device, non_blocking=True)
-    if isinstance(x, (list, tuple)):
-        return type(x)(_to(v, device) for v in x)
-    return x
 
 
 def _wants_channels_last(net: nn.Module, device: torch.device, channels_last) -> bool:
@@ -238,12 +133,6 @@ def group_momentum(group: dict) -> float:
     return float(group["momentum"]) if "momentum" in group else math.nan
 
 
-def weight_norm(net: nn.Module) -> float:
-    """Euclidean norm of all parameters together (float64): the results tables' ``weight_norm``."""
-    with torch.no_grad():
-        return math.sqrt(sum(float(p.double().pow(2).sum()) for p in net.parameters()))
-
-
 def _loss_value(l: torch.Tensor):
     """(mean loss to backpropagate, sum over the batch or None if only the mean is known)."""
     if l.dim() == 0:
@@ -254,8 +143,13 @@ def _loss_value(l: torch.Tensor):
 # --------------------------------------------------------------------------- evaluation
 
 
-def _evaluate(net: nn.Module, data_iter: Iterable, device: torch.device, loss: Optional[Callable] = None):
-    """(accuracy, mean loss or NaN) of ``net`` on ``data_iter``, restoring the net's mode afterwards."""
+def _evaluate(net: nn.Module, data_iter: Iterable, device: torch.device, loss: Optional[Callable] = None,
+              reduce: Optional[Callable] = None):
+    """(accuracy, mean loss or NaN) of ``net`` on ``data_iter``, restoring the net's mode afterwards.
+
+    ``reduce``: sums a float64 tensor over processes in place (data-parallel evaluation: each process
+    evaluates its part, the counts are added before dividing).
+    """
     was_training = net.training
     net.eval()
     dtype = _accumulator_dtype(device)
@@ -265,7 +159,7 @@ def _evaluate(net: nn.Module, data_iter: Iterable, device: torch.device, loss: O
     try:
         with torch.no_grad():
             for X, y in data_iter:
-                X, y = _to(X, device), _to(y, device)
+                X, y = to_device(X, device), to_device(y, device)
                 y_hat = net(X)
                 correct += _correct(y_hat, y)
                 size = _batch_size(X)
@@ -275,10 +169,21 @@ def _evaluate(net: nn.Module, data_iter: Iterable, device: torch.device, loss: O
                 n += size
     finally:
         net.train(was_training)
+    correct_count, loss_total, n = _totals(correct, loss_sum, n, reduce)
     if n == 0:
         raise ValueError("the evaluation data is empty: data_iter yielded no (X, y) batch")
-    correct_count, loss_total = correct.item(), loss_sum.item()
     return correct_count / n, (loss_total / n if loss is not None else math.nan)
+
+
+def _totals(correct: torch.Tensor, loss_sum: torch.Tensor, n: int, reduce: Optional[Callable]):
+    """``(correct, loss sum, count)`` as Python numbers, summed over processes by ``reduce`` when given
+    (one float64 tensor: the counts are whole numbers, exact in float64)."""
+    if reduce is None:
+        return correct.item(), loss_sum.item(), n
+    totals = torch.stack([correct.to(torch.float64), loss_sum.to(torch.float64),
+                          torch.tensor(float(n), dtype=torch.float64, device=loss_sum.device)])
+    reduce(totals)
+    return int(totals[0].item()), totals[1].item(), int(totals[2].item())
 
 
 def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device=None) -> float:
@@ -321,6 +226,9 @@ def train(
     channels_last: Optional[bool] = None,
     start_epoch: int = 0,
     valid_iter: Optional[Iterable] = None,
+    callbacks: Sequence = (),
+    history: Optional[History] = None,
+    reduce: Optional[Callable[[torch.Tensor], Any]] = None,
 ) -> History:
     """Train ``net`` for ``num_epochs`` epochs under ``scheduler`` and return the :class:`History`.
 
@@ -337,7 +245,7 @@ def train(
         trainer: the optimizer. A schedule-free one (``schedulefree.SGDScheduleFree``, ``AdamWScheduleFree``;
             Defazio et al., 2024) is switched with its own protocol: ``trainer.train()`` before each epoch's
             updates, ``trainer.eval()`` before evaluation, so the validation and test metrics are those of
-            the averaged weights, which the net also holds afterwards (and in :mod:`lrlab.runner`'s
+            the averaged weights, which the net also holds afterwards (and in :mod:`lrlab.course.runner`'s
             checkpoints); the training loss and accuracy, accumulated during the updates, are those of the
             points where the gradients are taken. Passing it a
             ``scheduler`` as well warns. (Nets with BatchNorm need their statistics recomputed for the
@@ -374,7 +282,20 @@ def train(
         start_epoch: resume at this epoch: train epochs ``start_epoch .. num_epochs - 1``, with a schedule
             evaluated at those epoch numbers (and, per update, at ``start_epoch * len(train_iter)`` on).
             The net, optimizer, torch scheduler and loader must already hold their state at that
-            epoch (:mod:`lrlab.runner` saves and restores it). Default 0: a fresh run.
+            epoch (:mod:`lrlab.course.runner` saves and restores it). Default 0: a fresh run.
+
+        callbacks: objects with any of the hooks ``on_train_begin``, ``on_epoch_begin``, ``on_update_end``,
+            ``on_epoch_end``, ``on_train_end`` (:mod:`lrlab.callbacks`: progress, checkpoints, measurements);
+            each gets the run's :class:`lrlab.callbacks.TrainState`, and may set its ``stop`` to end the run
+            after the epoch. The progress display of ``live`` is one more, run after these.
+        history: a History to continue (a resumed run: the one :meth:`lrlab.callbacks.Checkpoint.restore`
+            returns, which ends just before ``start_epoch``); the new epochs are appended to it.
+        reduce: for data-parallel training (:mod:`lrlab.distributed`): a function that sums a float64
+            tensor over the processes in place (``all_reduce``). The epoch's loss, correct count and
+            example count, and those of every evaluation, are summed before they are divided, so every
+            process records the same history; ``train_iter`` is the process's share of each global batch
+            and ``valid_iter`` / ``test_iter`` its part of the evaluation data. A non-finite loss is then
+            checked once per epoch (after the sum), so that all processes stop together.
 
     Returns:
         the :class:`History`. A NaN or infinite training loss stops training at once (checked every
@@ -423,9 +344,18 @@ def train(
         init_fn = init
     else:
         raise ValueError(f"init must be None, 'xavier' or a function for net.apply; got init={init!r}")
-    from .plot import make_progress  # local import: plot imports matplotlib
-
-    progress = make_progress(live, num_epochs, redraw_seconds=redraw_seconds)  # checks `live`
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Sequence):
+        raise TypeError(f"callbacks must be a list of callback objects, got {type(callbacks).__name__}")
+    if history is None:
+        history = History(step_per=step_per, start_epoch=start_epoch)
+    elif not isinstance(history, History) or history.start_epoch + len(history) != start_epoch:
+        raise ValueError(f"history must be the History of the epochs before start_epoch={start_epoch} (a resumed run's); "
+                         f"got {history!r}")
+    if reduce is not None and not callable(reduce):
+        raise TypeError(f"reduce must be a function that sums a tensor over processes in place; got {reduce!r}")
+    shown = _progress(live, num_epochs, redraw_seconds=redraw_seconds)  # checks `live`
+    hooks = {name: [getattr(c, name) for c in [*callbacks, *([shown] if shown else [])] if hasattr(c, name)]
+             for name in HOOKS}
     device = _model_device(net) if device is None else torch.device(device)
     nhwc = _wants_channels_last(net, device, channels_last)
     if init_fn is not None:
@@ -434,22 +364,31 @@ def train(
     if nhwc:
         net.to(memory_format=torch.channels_last)
 
-    history = History(step_per=step_per, start_epoch=start_epoch)
     dtype = _accumulator_dtype(device)
-    check_every = 1 if device.type == "cpu" else _NONFINITE_CHECK_EVERY
+    # NaN checks: every update on the CPU (nothing to sync), every 50 on an accelerator; once per epoch, after
+    # the sum, when several processes train (a process stopping alone would leave the others waiting)
+    check_every = None if reduce is not None else 1 if device.type == "cpu" else _NONFINITE_CHECK_EVERY
     groups = trainer.param_groups
     per_update = step_per == "update"
     update = start_epoch * len(train_iter) if start_epoch and per_update else 0  # updates done so far
+    state = TrainState(net, trainer, scheduler, train_iter, history, num_epochs, start_epoch, update, device=device)
 
     def set_lr(value, where):
-        lr = _checked_rate(value, where)
+        lr = checked_rate(value, where)
         for group in groups:
             group["lr"] = lr
 
+    def call(name):
+        for hook in hooks[name]:
+            hook(state)
+
+    call("on_train_begin")
     for epoch in range(start_epoch, num_epochs):
+        state.epoch = epoch
         start = time.perf_counter()
         if kind == "callable" and not per_update:
             set_lr(scheduler(epoch), f"scheduler({epoch})")
+        call("on_epoch_begin")
         epoch_lr = epoch_momentum = None
         loss_sum = torch.zeros((), dtype=dtype, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -465,7 +404,7 @@ def train(
                 history.lr_per_update.append(float(groups[0]["lr"]))
             if epoch_lr is None:
                 epoch_lr = float(groups[0]["lr"])
-            X, y = _to(X, device), _to(y, device)
+            X, y = to_device(X, device), to_device(y, device)
             if nhwc:
                 X = _channels_last(X)
             y_hat = net(X)
@@ -482,15 +421,15 @@ def train(
                 loss_sum += total.detach().to(dtype) if total is not None else mean.detach().to(dtype) * size
                 correct += _correct(y_hat, y)
             n += size
-            if (i + 1) % check_every == 0 and not torch.isfinite(loss_sum):
+            state.update = update
+            call("on_update_end")
+            if check_every and (i + 1) % check_every == 0 and not torch.isfinite(loss_sum):
                 bad = loss_sum.item()
                 break
         if n == 0:
             raise ValueError(f"train_iter yielded no (X, y) batch in epoch {epoch}; it must yield at least one "
                              f"(a generator is exhausted after one pass: pass a list or a loader)")
-        if epoch_lr is None:  # pragma: no cover - n > 0 implies a batch was seen
-            epoch_lr = float(groups[0]["lr"])
-        loss_total, correct_count = loss_sum.item(), correct.item()  # the epoch's one host sync
+        correct_count, loss_total, n = _totals(correct, loss_sum, n, reduce)  # the epoch's one host sync
         if schedule_free:
             trainer.eval()  # the averaged weights (x): evaluated, checkpointed, and left in the net at the end
         if bad is None and not math.isfinite(loss_total):
@@ -507,10 +446,11 @@ def train(
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
                 warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
-            progress.update(history, final=True)
+            call("on_epoch_end")
             break
-        valid_acc, valid_loss = _evaluate(net, valid_iter, device, loss) if valid_iter is not None else (math.nan,) * 2
-        test_acc, test_loss = _evaluate(net, test_iter, device, loss) if test_iter is not None else (math.nan,) * 2
+        valid_acc, valid_loss = (_evaluate(net, valid_iter, device, loss, reduce) if valid_iter is not None
+                                 else (math.nan,) * 2)
+        test_acc, test_loss = _evaluate(net, test_iter, device, loss, reduce) if test_iter is not None else (math.nan,) * 2
         history.valid_acc.append(valid_acc)
         history.valid_loss.append(valid_loss)
         history.test_acc.append(test_acc)
@@ -520,6 +460,8 @@ def train(
             scheduler.step()
         elif kind == "plateau":
             scheduler.step({"valid_loss": valid_loss, "test_loss": test_loss}.get(plateau_metric, history.train_loss[-1]))
-        progress.update(history, final=epoch == num_epochs - 1)
-    progress.close(history)
+        call("on_epoch_end")
+        if state.stop is not None:
+            break
+    call("on_train_end")
     return history
