@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrlab import course, profiles
+from lrlab.course import book as course, profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,6 +69,7 @@ def test_set_up_cell_installs_lrlab_into_a_clean_environment(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
     shutil.copytree(ROOT / "lrlab", source / "lrlab", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "book" / "results", source / "book" / "results", ignore=shutil.ignore_patterns(".runs"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path), str(source)], check=True)
     wheel = next(tmp_path.glob("lrlab-*.whl"))

@@ -10,7 +10,8 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 import lrlab
-from lrlab import d2l_section as S
+from lrlab import course  # noqa: E402 (the course's models)
+from lrlab.sources import d2l_section as S
 
 
 def fresh_multistep():
@@ -52,7 +53,7 @@ def test_cosine_scheduler_published_behaviour():
 
 
 def test_net_fn_is_lrlab_lenet():
-    ours, theirs = lrlab.LeNet(), S.net_fn()
+    ours, theirs = course.LeNet(), S.net_fn()
     assert [p.shape for p in ours.parameters()] == [p.shape for p in theirs.parameters()]
     theirs.load_state_dict(ours.state_dict())
     X = torch.randn(3, 1, 28, 28)
@@ -157,52 +158,6 @@ def test_animator_disabled_restores_d2l_animator_after_an_error():
     assert d2l.Animator is original
 
 
-# ------------------------------------------------------------------------------------------------ claims vs measurements
-
-
-def _runs(schedule, test_accs_per_seed, train_acc=0.9, variant="published", train_loss=0.5):
-    rows = []
-    for seed, accs in enumerate(test_accs_per_seed):
-        for epoch, acc in enumerate(accs):
-            rows.append({"experiment": "d2l", "variant": variant, "schedule": schedule, "seed": seed, "epoch": epoch,
-                         "lr": 0.1, "train_loss": train_loss + seed * 0.01, "train_acc": train_acc,
-                         "test_loss": 1.0, "test_acc": acc, "seconds": 1.0, "weight_norm": 1.0, "data": "d"})
-    return rows
-
-
-def test_measures_by_hand():
-    import pandas as pd
-
-    frame = pd.DataFrame(_runs("constant", [[0.1, 0.5, 0.3, 0.7, 0.6, 0.9]]))
-    measured = S.with_measures(frame)
-    # last two thirds of 6 epochs: epochs 2..5 (epoch >= 6/3 = 2): changes 0.4, 0.1, 0.3 -> mean 0.8 / 3
-    assert measured["roughness"].iloc[0] == pytest.approx(0.8 / 3)
-    assert measured["gap"].tolist() == pytest.approx([0.9 - a for a in [0.1, 0.5, 0.3, 0.7, 0.6, 0.9]])
-
-
-def test_check_claims_verdicts():
-    import pandas as pd
-
-    rows = (_runs("constant", [[0.80, 0.80], [0.81, 0.81], [0.82, 0.82]])
-            + _runs("square_root", [[0.90, 0.90], [0.91, 0.91], [0.92, 0.92]])      # clearly better
-            + _runs("multi_step", [[0.70, 0.70], [0.71, 0.71], [0.72, 0.72]])       # clearly worse
-            + _runs("cosine", [[0.80, 0.81], [0.82, 0.81], [0.81, 0.82]]))          # within the spread
-    claims = [c for c in S.CLAIMS if c.name in ("sqrt_better", "multi_step_better", "cosine_maybe",
-                                                           "decay_test_acc_cosine")]
-    table = S.check_claims(pd.DataFrame(rows), claims, variants=("published",)).set_index("claim")
-    assert table.loc["sqrt_better", "verdict"] == "supported"
-    assert table.loc["sqrt_better", "difference"] == pytest.approx(0.10)
-    assert table.loc["multi_step_better", "verdict"] == "contradicted"
-    assert table.loc["cosine_maybe", "verdict"] == "consistent (any outcome is)"
-    assert table.loc["decay_test_acc_cosine", "verdict"] == "not shown (within the spread)"
-
-
-def test_every_claim_names_runs_of_the_section():
-    for claim in S.CLAIMS:
-        assert claim.a in S.RUNS and claim.b in S.RUNS and claim.sign in (-1, 0, 1)
-    assert len({c.name for c in S.CLAIMS}) == len(S.CLAIMS)
-
-
 # ------------------------------------------------------------------------------------------------ the published runs
 
 
@@ -220,14 +175,6 @@ def test_published_rates_replay_each_runs_cells():
         S.published_rates("poly")
 
 
-def test_results_rows_pair_each_run_with_its_printed_numbers():
-    rows = S.results_rows(["cosine"])
-    assert list(rows) == ["cosine: lrlab, schedule as described", "cosine: lrlab, rates d2l's code used",
-                          "cosine: printed by d2l (one run)"]
-    assert rows["cosine: printed by d2l (one run)"] == (0.207, 0.923, 0.892)
-    assert rows["cosine: lrlab, rates d2l's code used"] == {"variant": "published", "schedule": "cosine"}
-
-
 SEED_NOTEBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "seeds" / "d2l_zh_lr_scheduler.ipynb"
 
 
@@ -241,18 +188,3 @@ def test_printed_numbers_are_the_source_notebooks():
     printed = [tuple(float(x) for x in m) for o in outputs
                for m in re.findall(r"train loss ([\d.]+), train acc ([\d.]+), test acc ([\d.]+)", "".join(o["text"]))]
     assert printed == [S.PRINTED[run] for run in S.RUNS]  # the five train cells, in the book's order
-
-
-def test_printed_vs_measured_by_hand():
-    import pandas as pd
-
-    rows = []
-    for seed, acc in enumerate([0.87, 0.88, 0.89]):
-        rows += _runs("constant", [[0.5, acc]], train_acc=0.95)
-        rows[-1]["seed"] = rows[-2]["seed"] = seed
-    frame = pd.DataFrame(rows).assign(train_loss=0.128)
-    table = S.printed_vs_measured(frame, runs=["constant"]).set_index("metric")
-    # printed test acc 0.885 against 0.88 +- 0.01: z = 0.5
-    assert table.loc["test_acc", "printed"] == 0.885 and table.loc["test_acc", "z"] == pytest.approx(0.5)
-    assert table.loc["train_acc", "mean"] == pytest.approx(0.95)
-    assert math.isnan(table.loc["train_loss", "z"])  # no spread: no z

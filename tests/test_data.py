@@ -23,6 +23,7 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from lrlab import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist
 from lrlab import data as lrdata
+from lrlab.course.datasets import ensure_datasets
 from lrlab.data import CorruptDataError, MissingDataError, PixelTransform
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MNIST" / "raw"
@@ -708,13 +709,13 @@ def test_validation_split_rejects_bad_sizes(bad):
 
 
 # ------------------------------------------------------------------------------------------------
-# Before a book build: python -m lrlab data
+# Before a book build: python -m lrlab.course data
 # ------------------------------------------------------------------------------------------------
 
 
 def test_ensure_datasets_in_smoke_reports_and_never_downloads(tmp_path):
     write_mnist_like(tmp_path)  # Fashion-MNIST only
-    report = lrdata.ensure_datasets("smoke", tmp_path)
+    report = ensure_datasets("smoke", tmp_path)
     assert report == {"cifar10": "synthetic stand-in (no files, no download)", "fashion_mnist": "real files",
                       "mnist": "synthetic stand-in (no files, no download)"}
 
@@ -723,13 +724,13 @@ def test_ensure_datasets_in_full_reads_every_dataset(tmp_path):
     write_mnist_like(tmp_path)
     write_mnist_like(tmp_path, folder="MNIST")
     write_cifar(tmp_path)
-    report = lrdata.ensure_datasets("laptop", tmp_path)
+    report = ensure_datasets("laptop", tmp_path)
     assert set(report) == {"cifar10", "fashion_mnist", "mnist"}
     assert report["mnist"] == f"real files in {tmp_path.resolve() / 'MNIST' / 'raw'}"
 
 
 def test_data_command_stops_with_the_fix_before_any_notebook(tmp_path, capsys, monkeypatch):
-    from lrlab.__main__ import main
+    from lrlab.course.__main__ import main
 
     write_mnist_like(tmp_path)
     write_mnist_like(tmp_path, folder="MNIST")

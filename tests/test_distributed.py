@@ -1,15 +1,17 @@
-"""lrlab.distributed: sharding, the large-batch rules, clear errors, and DDP on two real CPU processes (gloo).
+"""lrlab.distributed and the course's command lrlab.course.ddp: sharding, the large-batch rules, clear errors,
+and DDP on two real CPU processes (gloo) through the one training loop, lrlab.train.
 
 Two tests start processes and are the slow ones (several seconds each, mostly importing torch in the
 new processes); they run by default, as CI runs them:
 
-* ``test_ddp_on_two_processes_equals_one_process_at_the_global_batch`` (the issue's acceptance test):
+* ``test_ddp_on_two_processes_equals_one_process_at_the_global_batch`` (the acceptance test):
   ``torch.multiprocessing`` starts 2 ranks on 127.0.0.1 and a free port;
-* ``test_torchrun_smoke``: ``torchrun --standalone --nproc_per_node=2 -m lrlab.distributed``.
+* ``test_torchrun_smoke``: ``torchrun --standalone --nproc_per_node=2 -m lrlab.course.ddp``.
 
 Nothing touches the network beyond the loopback interface.
 """
 
+import json
 import math
 import os
 import socket
@@ -25,8 +27,11 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn import functional as F
 
-from lrlab import TensorLoader, results
+import lrlab
+from lrlab import Checkpoint, TensorLoader
+from lrlab.callbacks import RecordWeightNorm
 from lrlab import distributed as D
+from lrlab.course import ddp, results
 from lrlab.schedules import CosineScheduler, LinearWarmup
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,7 +191,7 @@ def test_large_batch_rules_reject_bad_values(call, message):
 
 def test_setup_without_torchrun_says_how_to_launch(no_launch_env, monkeypatch):
     with pytest.raises(RuntimeError, match=r"RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT .*"
-                                           r"run it with torchrun --nproc_per_node=N -m lrlab\.distributed"):
+                                           r"start it with torchrun --nproc_per_node=N"):
         D.setup("gloo")
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(RuntimeError, match=r"variable\(s\) WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT that"):
@@ -212,40 +217,59 @@ def test_nccl_without_cuda_is_a_clear_error(monkeypatch):
 
 def test_setup_and_teardown_in_one_process(monkeypatch):
     launch_env(monkeypatch)
-    with pytest.raises(RuntimeError, match="call lrlab.distributed.setup"):
-        D.train_ddp(nn.Linear(1, 2), D.ShardedLoader(torch.zeros(4, 1), torch.zeros(4).long(), 2, 0, 1, seed=0),
-                    None, 1, lambda t: 0.1)
     env = D.setup("gloo")
     try:
         assert env == D.DistEnv(rank=0, world_size=1, local_rank=0, backend="gloo", device=torch.device("cpu"))
         assert dist.is_initialized() and dist.get_world_size() == 1
         with pytest.raises(RuntimeError, match="already set up"):
             D.setup("gloo")
-        wrong = D.ShardedLoader(torch.zeros(4, 1), torch.zeros(4).long(), 2, 1, 2, seed=0)
-        with pytest.raises(ValueError, match="train_loader is rank 1 of 2, but this process is rank 0 of 1"):
-            D.train_ddp(nn.Linear(1, 2), wrong, None, 1, lambda t: 0.1)
+        totals = torch.tensor([1.0, 2.0])
+        assert D.all_reduce_sum(totals) is totals and totals.tolist() == [1.0, 2.0]  # one process: the sum is itself
     finally:
         D.teardown()
     assert not dist.is_initialized()
     D.teardown()  # nothing to do
 
 
-# ------------------------------------------------------------------------------------------------ the command's checks
+def test_evaluation_parts_are_disjoint_and_cover_the_set():
+    loader = TensorLoader(torch.arange(103.0)[:, None], torch.arange(103), 10)
+    for world in (1, 2, 3):
+        parts = [D.evaluation_part(loader, r, world) for r in range(world)]
+        seen = torch.cat([y for part in parts for _, y in part])
+        assert seen.tolist() == list(range(103))
+        assert all(part.batch_size == 10 for part in parts)
+    with pytest.raises(ValueError, match=r"rank must be in 0\.\.world_size - 1 = 1"):
+        D.evaluation_part(loader, 2, 2)
+
+
+# ------------------------------------------------------------------------------------------------ the course's command
+
+
+def test_a_run_goes_to_the_command_line_and_back():
+    run = ddp.DDPRun(global_batch=1024, base_lr=0.1, scale="linear", warmup_epochs=5, warmup_begin_lr=0.1,
+                     momentum=0.9, seed=2, profile="smoke", epochs=3, max_batches=4, out="x.csv", status="s.json")
+    assert ddp.DDPRun.parse(run.argv()) == run
+    assert ddp.DDPRun.parse([]) == ddp.DDPRun()
+    assert run.peak_lr == pytest.approx(0.4) and run.updates_per_epoch(60000) == 4
+    assert run.warmup_updates(60000) == 20  # 5 epochs of 4 updates (max_batches caps them)
+    schedule = run.schedule(60000)
+    assert schedule(0) == pytest.approx(0.1) and schedule(20) == pytest.approx(0.4) and schedule(10) == pytest.approx(0.25)
+    assert ddp.DDPRun(global_batch=512, scale="none").schedule(60000)(0) == 0.3
 
 
 def test_main_checks_its_arguments_before_any_process_group(monkeypatch, no_launch_env, capsys):
     def refuse(*args, **kwargs):
         raise AssertionError("setup() was called")
 
-    monkeypatch.setattr(D, "setup", refuse)
-    with pytest.raises(SystemExit, match=r"error: .*run it with torchrun --nproc_per_node=N -m lrlab\.distributed"):
-        D.main(["--profile", "smoke"])
+    monkeypatch.setattr(ddp, "setup", refuse)
+    with pytest.raises(SystemExit, match=r"error: .*start it with torchrun --nproc_per_node=N"):
+        ddp.main(["--profile", "smoke"])
     launch_env(monkeypatch, rank=0, world_size=2)
     with pytest.raises(SystemExit, match=r"--global-batch 33 is not divisible by the world size 2 .*e\.g\. 34"):
-        D.main(["--profile", "smoke", "--global-batch", "33"])
+        ddp.main(["--profile", "smoke", "--global-batch", "33"])
     for bad in (["--global-batch", "0"], ["--warmup-epochs", "-1"], ["--base-lr", "nan"], ["--scale", "sqrt"]):
         with pytest.raises(SystemExit) as exit_info:
-            D.main(["--profile", "smoke"] + bad)
+            ddp.main(["--profile", "smoke"] + bad)
         assert exit_info.value.code == 2  # argparse's usage error
     assert "must be" in capsys.readouterr().err
 
@@ -273,6 +297,21 @@ def _schedule():  # per update: 4 updates of warmup, then a cosine; 16 updates i
     return LinearWarmup(CosineScheduler(max_update=12, base_lr=0.5, final_lr=0.01), 4)
 
 
+def _ddp_train(env, net, epochs, X, y, test, checkpoint=None):
+    """lrlab.train on a DDP-wrapped net: this rank's shard, its part of the test set, the sums reduced."""
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.0, **SGD_KW)
+    loader = D.ShardedLoader(X, y, B, env.rank, env.world_size, seed=SEED)
+    saver = None if checkpoint is None else Checkpoint(checkpoint, write=env.rank == 0, barrier=dist.barrier)
+    start, history, _ = (0, None, {}) if saver is None else saver.restore(net, optimizer, None, loader)
+    history = lrlab.train(D.wrap(net, env), loader, D.evaluation_part(test, env.rank, env.world_size), epochs,
+                          nn.CrossEntropyLoss(), optimizer, env.device, _schedule(), step_per="update", live=False,
+                          start_epoch=start, history=history,
+                          callbacks=[RecordWeightNorm()] + ([saver] if saver else []),
+                          reduce=D.all_reduce_sum)
+    return results.history_rows(history, experiment="ddp", variant=f"global{B}_ranks{env.world_size}",
+                                schedule="warmup_cosine", seed=SEED, data="random")
+
+
 def _ddp_worker(rank, world_size, port, out):
     """One rank: a full run, then the same run in two calls through a checkpoint; results saved to ``out``."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
@@ -283,16 +322,12 @@ def _ddp_worker(rank, world_size, port, out):
     try:
         X, y, Xt, yt = _problem()
         test = TensorLoader(Xt, yt, 25)
-
-        def loader():
-            return D.ShardedLoader(X, y, B, env.rank, env.world_size, seed=SEED)
-
         net = _net()
-        rows = D.train_ddp(net, loader(), test, EPOCHS, _schedule(), **SGD_KW)
+        rows = _ddp_train(env, net, EPOCHS, X, y, test)
         torch.save({"state": net.state_dict(), "rows": rows}, out / f"full{rank}.pt")
-        D.train_ddp(_net(), loader(), test, 1, _schedule(), checkpoint=out / "checkpoint.pt", **SGD_KW)
+        _ddp_train(env, _net(), 1, X, y, test, checkpoint=out / "checkpoint.pt")
         net = _net(seed=99)  # other weights: resuming must replace them
-        rows = D.train_ddp(net, loader(), test, EPOCHS, _schedule(), checkpoint=out / "checkpoint.pt", **SGD_KW)
+        rows = _ddp_train(env, net, EPOCHS, X, y, test, checkpoint=out / "checkpoint.pt")
         torch.save({"state": net.state_dict(), "rows": rows}, out / f"resumed{rank}.pt")
     finally:
         D.teardown()
@@ -312,11 +347,13 @@ def spawn(fn, nprocs, out, timeout=120):
 
 
 def _without_seconds(rows):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+    """The rows without their wall times, NaN (no validation set) as None so that equal rows compare equal."""
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items() if k != "seconds"}
+            for row in rows]
 
 
 def test_ddp_on_two_processes_equals_one_process_at_the_global_batch(tmp_path):
-    """The issue's acceptance test (slow: starts 2 processes). 2 ranks x 16 examples, DDP, gloo == 1 process x 32."""
+    """The acceptance test (slow: starts 2 processes). 2 ranks x 16 examples, DDP, gloo == 1 process x 32."""
     spawn(_ddp_worker, 2, tmp_path)
 
     X, y, Xt, yt = _problem()
@@ -339,8 +376,9 @@ def test_ddp_on_two_processes_equals_one_process_at_the_global_batch(tmp_path):
             correct += (y_hat.argmax(1) == yb).sum().item()
         with torch.no_grad():
             out = net(Xt)
-        expected.append({"epoch": epoch, "lr": float(schedule(epoch * N // B)), "train_loss": loss_sum / N,
-                         "train_acc": correct / N, "test_loss": F.cross_entropy(out, yt).item(),
+        expected.append({"epoch": epoch, "lr": float(schedule(epoch * N // B)), "momentum": 0.9,
+                         "train_loss": loss_sum / N, "train_acc": correct / N,
+                         "test_loss": F.cross_entropy(out, yt).item(),
                          "test_acc": (out.argmax(1) == yt).double().mean().item()})
 
     full = [torch.load(tmp_path / f"full{r}.pt", weights_only=True) for r in (0, 1)]
@@ -361,17 +399,17 @@ def test_ddp_on_two_processes_equals_one_process_at_the_global_batch(tmp_path):
 
 
 def test_torchrun_smoke(tmp_path):
-    """``python -m lrlab.distributed`` under torchrun with 2 processes (slow: 3 processes); rank 0 writes the CSV once."""
-    out = tmp_path / "ddp.csv"
+    """``python -m lrlab.course.ddp`` under torchrun with 2 processes (slow: 3 processes); rank 0 writes once."""
+    out, status = tmp_path / "ddp.csv", tmp_path / "status.json"
     torchrun = Path(sys.executable).with_name("torchrun")
     launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
-    command = launcher + ["--standalone", "--nproc_per_node=2", "-m", "lrlab.distributed", "--profile", "smoke",
+    command = launcher + ["--standalone", "--nproc_per_node=2", "-m", "lrlab.course.ddp", "--profile", "smoke",
                           "--epochs", "1", "--max-batches", "3", "--global-batch", "64", "--base-lr", "0.3",
-                          "--scale", "linear", "--backend", "gloo", "--out", str(out)]
+                          "--scale", "linear", "--backend", "gloo", "--out", str(out), "--status", str(status)]
     proc = subprocess.run(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("lrlab.distributed: wrote 1 rows to") == 1, proc.stdout
+    assert proc.stdout.count("lrlab.course.ddp: wrote 1 rows to") == 1, proc.stdout
     frame = results.read_table(out)
     assert len(frame) == 1
     row = frame.iloc[0]
@@ -379,15 +417,16 @@ def test_torchrun_smoke(tmp_path):
     assert row.lr == pytest.approx(0.075)  # 0.3 x 64 / 256
     assert math.isfinite(row.train_loss) and math.isfinite(row.test_loss)
     assert 0 <= row.train_acc <= 1 and 0 <= row.test_acc <= 1 and row.weight_norm > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp.csv"]
+    assert json.loads(status.read_text()) == {"stopped": None, "epochs": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp.csv", "status.json"]
 
 
 def test_launch_raises_with_the_commands_own_error(capsys):
-    """lrlab.distributed.launch: a failing command (a global batch that 2 processes cannot share) is a
+    """lrlab.course.ddp.launch: a failing command (a global batch that 2 processes cannot share) is a
     RuntimeError that shows the command's own message; echo=False prints nothing."""
     with pytest.raises(RuntimeError, match=r"(?s)torchrun exited with status \d+: .*--global-batch 63.*"
                                            r"--global-batch 63 is not divisible by the world size 2"):
-        D.launch(["--profile", "smoke", "--global-batch", 63], 2, echo=False)
+        ddp.launch(ddp.DDPRun(profile="smoke", global_batch=63), 2, echo=False)
     assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match="nproc_per_node must be an int >= 1"):
-        D.launch([], 0)
+        D.launch("lrlab.course.ddp", [], 0)

@@ -16,7 +16,7 @@ from lrlab import (
     PolyScheduler,
     ScheduleLR,
     SquareRootScheduler,
-    WarmupMultiFactorScheduler,
+    WarmupMultiFactorLR,
     trace_scheduler,
 )
 
@@ -87,12 +87,12 @@ def test_matches_torch_multistep_when_driven_through_schedulelr():
     np.testing.assert_allclose(ours, ref, rtol=1e-15)
 
 
-# ----------------------------------------------------------------- WarmupMultiFactorScheduler
+# ----------------------------------------------------------------- WarmupMultiFactorLR
 
 
 def test_warmup_multifactor_hand_values():
     opt = sgd(lr=0.02)
-    lrs = [row[0] for row in run(opt, WarmupMultiFactorScheduler(opt, [], warmup_factor=1 / 3, warmup_epochs=500), 501)]
+    lrs = [row[0] for row in run(opt, WarmupMultiFactorLR(opt, [], warmup_factor=1 / 3, warmup_epochs=500), 501)]
     assert round(lrs[0], 6) == 0.006667
     assert round(lrs[250], 6) == 0.013333
     assert lrs[500] == 0.02
@@ -100,7 +100,7 @@ def test_warmup_multifactor_hand_values():
 
 def test_the_course_call_works_as_written():
     opt = sgd(lr=0.01)
-    scheduler = WarmupMultiFactorScheduler(opt, milestones=[50, 75], gamma=0.1, warmup_factor=0.001,
+    scheduler = WarmupMultiFactorLR(opt, milestones=[50, 75], gamma=0.1, warmup_factor=0.001,
                                            warmup_epochs=10, last_epoch=-1)
     lrs = [row[0] for row in run(opt, scheduler, 100)]
     assert lrs[0] == pytest.approx(1e-5, rel=1e-12)  # rises from 0.01 * 0.001 ...
@@ -114,7 +114,7 @@ def test_the_course_call_works_as_written():
 def test_warmup_multifactor_equals_torch_chain(method):
     # w(t) * gamma^k is torch's LinearLR (or ConstantLR) times MultiStepLR, chained.
     opt = sgd(lr=0.05, groups=2)
-    ours = np.array(run(opt, WarmupMultiFactorScheduler(opt, [8, 8, 15], 0.3, 0.2, 6, method), 25))
+    ours = np.array(run(opt, WarmupMultiFactorLR(opt, [8, 8, 15], 0.3, 0.2, 6, method), 25))
 
     def chain(o):
         warm = (L.LinearLR(o, start_factor=0.2, total_iters=6) if method == "linear"
@@ -141,7 +141,7 @@ def test_warmup_multifactor_equals_torch_chain(method):
 )
 def test_warmup_multifactor_bad_parameters(kwargs, error, name):
     with pytest.raises(error, match=name):
-        WarmupMultiFactorScheduler(sgd(), **kwargs)
+        WarmupMultiFactorLR(sgd(), **kwargs)
 
 
 # ----------------------------------------------------------------- save, restore, resume
@@ -153,7 +153,7 @@ def make_pair(kind, lr=0.3):
     if kind == "schedule":
         sched = ScheduleLR(opt, LinearWarmup(CosineScheduler(30, base_lr=0.3, final_lr=0.01), 5))
     else:
-        sched = WarmupMultiFactorScheduler(opt, [10, 20], gamma=0.1, warmup_factor=0.001, warmup_epochs=5)
+        sched = WarmupMultiFactorLR(opt, [10, 20], gamma=0.1, warmup_factor=0.001, warmup_epochs=5)
     return net, opt, sched
 
 
@@ -191,7 +191,7 @@ def test_state_dict_holds_plain_values_only():
 def test_loaded_warmup_multifactor_uses_the_loaded_milestones():
     _, _, sched = make_pair("warmup_multifactor")
     opt = sgd(lr=0.3)
-    other = WarmupMultiFactorScheduler(opt, [1, 2], gamma=0.5, warmup_epochs=0)
+    other = WarmupMultiFactorLR(opt, [1, 2], gamma=0.5, warmup_epochs=0)
     other.load_state_dict(roundtrip(sched.state_dict()))
     assert other.milestones == [10, 20] and other.schedule.milestones == (10.0, 20.0)
 

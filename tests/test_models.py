@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from lrlab import ImprovedCNN, LeNet, SimpleModel
-from lrlab.d2l_section import net_fn as d2l_net_fn  # the section's code as published
+from lrlab.course import ImprovedCNN, LeNet, SimpleModel
+from lrlab.sources.d2l_section import net_fn as d2l_net_fn  # the section's code as published
 
 
 def count(net):

@@ -170,7 +170,7 @@ def hf_wsd_factor(step, *, num_warmup_steps, num_stable_steps, num_decay_steps, 
 @pytest.mark.parametrize("warmup, decay, final", [(5, 20, 0.0), (0, 7, 0.01), (10, 90, 0.003)])
 def test_wsd_equals_huggingface_formula(shape, warmup, decay, final):
     T, base = 100, 0.3
-    ours = WSDScheduler(T, base_lr=base, final_lr=final, warmup_steps=warmup, decay_steps=decay,
+    ours = WSDScheduler(T, peak_lr=base, final_lr=final, warmup_steps=warmup, decay_steps=decay,
                         decay_shape=shape, warmup_begin_lr=final)
     ratio = final / base
     expected = [base * hf_wsd_factor(t, num_warmup_steps=warmup, num_stable_steps=T - warmup - decay,
@@ -180,14 +180,14 @@ def test_wsd_equals_huggingface_formula(shape, warmup, decay, final):
 
 
 def test_wsd_by_hand_and_fraction_equals_steps():
-    s = WSDScheduler(30, base_lr=0.3, warmup_steps=2, decay_fraction=0.2, decay_shape="1-sqrt")
+    s = WSDScheduler(30, peak_lr=0.3, warmup_steps=2, decay_fraction=0.2, decay_shape="1-sqrt")
     assert s.decay_length == pytest.approx(6.0) and s.decay_start == pytest.approx(24.0)
     assert s(0) == 0.0 and s(1) == pytest.approx(0.15)
     assert s(2) == s(23) == 0.3
     assert s(24) == 0.3
     assert s(25.5) == pytest.approx(0.3 * (1 - math.sqrt(0.25)))  # x = 1.5 / 6
     assert s(30) == 0.0 and s(31) == 0.0
-    same = WSDScheduler(30, base_lr=0.3, warmup_steps=2, decay_steps=6, decay_shape="1-sqrt")
+    same = WSDScheduler(30, peak_lr=0.3, warmup_steps=2, decay_steps=6, decay_shape="1-sqrt")
     t = np.arange(0.0, 35.0, 0.5)
     np.testing.assert_array_equal(s(t), same(t))
 
@@ -196,8 +196,8 @@ def test_wsd_by_hand_and_fraction_equals_steps():
        shape=st.sampled_from(["linear", "cosine", "1-sqrt"]))
 @settings(max_examples=60, deadline=None)
 def test_wsd_stable_phase_does_not_depend_on_the_budget(T1, T2, frac, shape):
-    a = WSDScheduler(T1, base_lr=0.2, warmup_steps=2, decay_fraction=frac, decay_shape=shape)
-    b = WSDScheduler(T2, base_lr=0.2, warmup_steps=2, decay_fraction=frac, decay_shape=shape)
+    a = WSDScheduler(T1, peak_lr=0.2, warmup_steps=2, decay_fraction=frac, decay_shape=shape)
+    b = WSDScheduler(T2, peak_lr=0.2, warmup_steps=2, decay_fraction=frac, decay_shape=shape)
     shared = np.arange(0.0, min(a.decay_start, b.decay_start), 0.25)
     np.testing.assert_array_equal(a(shared), b(shared))
 
@@ -242,15 +242,16 @@ def test_restarts_stay_in_range_and_cycle_contains_t(T_0, T_mult, t):
     (lambda: CosineRestartsScheduler(5, T_mult=0), "T_mult"),
     (lambda: CosineRestartsScheduler(5, T_mult=1.5), "T_mult"),
     (lambda: CosineRestartsScheduler(5, eta_min=-1), "eta_min"),
-    (lambda: WSDScheduler(0, decay_fraction=0.2), "max_update"),
-    (lambda: WSDScheduler(10), "exactly one of decay_steps"),
-    (lambda: WSDScheduler(10, decay_steps=2, decay_fraction=0.2), "exactly one of decay_steps"),
-    (lambda: WSDScheduler(10, decay_fraction=0.0), "decay_fraction"),
-    (lambda: WSDScheduler(10, decay_fraction=1.2), "decay_fraction"),
-    (lambda: WSDScheduler(10, decay_steps=-2), "decay_steps"),
-    (lambda: WSDScheduler(10, decay_steps=2, decay_shape="sqrt"), "decay_shape"),
-    (lambda: WSDScheduler(10, warmup_steps=5, decay_steps=6), "exceed max_update"),
-    (lambda: WSDScheduler(10, warmup_steps=11, decay_steps=1), "warmup_steps"),
+    (lambda: WSDScheduler(0, 0.1, decay_fraction=0.2), "total_steps"),
+    (lambda: WSDScheduler(10, -0.1, decay_fraction=0.2), "peak_lr"),
+    (lambda: WSDScheduler(10, 0.1), "exactly one of decay_steps"),
+    (lambda: WSDScheduler(10, 0.1, decay_steps=2, decay_fraction=0.2), "exactly one of decay_steps"),
+    (lambda: WSDScheduler(10, 0.1, decay_fraction=0.0), "decay_fraction"),
+    (lambda: WSDScheduler(10, 0.1, decay_fraction=1.2), "decay_fraction"),
+    (lambda: WSDScheduler(10, 0.1, decay_steps=-2), "decay_steps"),
+    (lambda: WSDScheduler(10, 0.1, decay_steps=2, decay_shape="sqrt"), "decay_shape"),
+    (lambda: WSDScheduler(10, 0.1, warmup_steps=5, decay_steps=6), "exceed total_steps"),
+    (lambda: WSDScheduler(10, 0.1, warmup_steps=11, decay_steps=1), "warmup_steps"),
 ])
 def test_bad_parameters_fail_with_their_name(make, match):
     with pytest.raises((ValueError, TypeError), match=match):

@@ -9,6 +9,7 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 import lrlab
+from lrlab import course  # noqa: E402 (the course's models)
 from lrlab import data as lrdata
 from test_data import one_thread  # noqa: F401 (a fixture)
 
@@ -36,13 +37,13 @@ def test_lrlab_train_is_the_chapters_plain_loop(capsys, make_scheduler):
     train_plainly = plain_loop()
     loss = nn.CrossEntropyLoss()
     torch.manual_seed(0)
-    net = lrlab.LeNet()
+    net = course.LeNet()
     trainer = torch.optim.SGD(net.parameters(), lr=0.3)
     plain = train_plainly(net, *loaders(), 3, loss, trainer, make_scheduler(trainer))
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 3 and printed[0].startswith("epoch 0: lr 0.30, train loss ")
     torch.manual_seed(0)
-    net = lrlab.LeNet()
+    net = course.LeNet()
     trainer = torch.optim.SGD(net.parameters(), lr=0.3)
     h = lrlab.train(net, *loaders(), 3, loss, trainer, "cpu", make_scheduler(trainer), live=False,
                     channels_last=False)

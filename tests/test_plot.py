@@ -1,4 +1,5 @@
-"""Tests of lrlab.plot: figures hold the expected lines, data and labels; the live progress reporter."""
+"""Tests of lrlab.plot and lrlab.course.figures: figures hold the expected lines, data and labels; the
+progress callbacks of lrlab.train."""
 
 import matplotlib
 
@@ -10,10 +11,10 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import lrlab  # noqa: E402
-from lrlab import d2l_section  # noqa: E402
+from lrlab.sources import d2l_section  # noqa: E402
+from lrlab.callbacks import LivePlot, PrintProgress, progress  # noqa: E402
+from lrlab.course.figures import plot_paired, plot_runs  # noqa: E402
 from lrlab.plot import (  # noqa: E402
-    LivePlot,
-    make_progress,
     plot_histories,
     plot_lr_trace,
     plot_schedules,
@@ -173,13 +174,13 @@ def test_plot_lr_trace_needs_rates():
 # --------------------------------------------------------------------------- live progress
 
 
-def test_make_progress_modes():
-    assert type(make_progress(False, 3)).__name__ == "_Silent"
-    assert type(make_progress("print", 3)).__name__ == "_PrintProgress"
-    assert type(make_progress(None, 3)).__name__ == "_PrintProgress"  # not inside a Jupyter kernel
-    assert isinstance(make_progress("notebook", 3), LivePlot)
+def test_progress_modes():
+    assert progress(False, 3) is None
+    assert isinstance(progress("print", 3), PrintProgress)
+    assert isinstance(progress(None, 3), PrintProgress)  # not inside a Jupyter kernel
+    assert isinstance(progress("notebook", 3), LivePlot)
     with pytest.raises(ValueError, match="live"):
-        make_progress("tqdm", 3)
+        progress("tqdm", 3)
 
 
 def test_live_plot_is_throttled_and_draws_the_final_state(monkeypatch):
@@ -223,15 +224,13 @@ def results_frame():
         for seed in range(3):
             for epoch, lr in enumerate(lrs):
                 rows.append({"experiment": "x", "variant": "v", "schedule": schedule, "seed": seed, "epoch": epoch,
-                             "lr": lr, "train_loss": 1.0 - 0.1 * epoch + 0.01 * seed, "train_acc": 0.5,
-                             "test_loss": 1.0, "test_acc": 0.4 + 0.1 * seed, "seconds": 1.0, "weight_norm": 2.0,
-                             "data": "d"})
+                             "lr": lr, "momentum": 0.0, "train_loss": 1.0 - 0.1 * epoch + 0.01 * seed,
+                             "train_acc": 0.5, "val_loss": np.nan, "val_acc": np.nan, "test_loss": 1.0,
+                             "test_acc": 0.4 + 0.1 * seed, "seconds": 1.0, "weight_norm": 2.0, "data": "d"})
     return pd.DataFrame(rows)
 
 
 def test_plot_runs_draws_mean_lines_with_a_band_of_one_sd():
-    from lrlab.plot import plot_runs
-
     groups = {"A": {"schedule": "a"}, "B": {"schedule": "b"}}
     fig = plot_runs(results_frame(), groups, metrics=("lr", ("train_acc", "test_acc")))
     rate_ax, acc_ax = fig.axes
@@ -250,11 +249,21 @@ def test_plot_runs_draws_mean_lines_with_a_band_of_one_sd():
 
 
 def test_plot_runs_rejects_bad_arguments():
-    from lrlab.plot import plot_runs
-
     with pytest.raises(ValueError, match="unknown metric 'acc'"):
         plot_runs(results_frame(), {"A": {"schedule": "a"}}, metrics=("acc",))
     with pytest.raises(ValueError, match="groups is empty"):
         plot_runs(results_frame(), {})
     with pytest.raises(ValueError, match="no row has"):
         plot_runs(results_frame(), {"C": {"schedule": "c"}})
+
+
+def test_plot_paired_draws_each_seed_and_the_interval():
+    seeds, a, b = [0, 1, 2], np.array([0.91, 0.92, 0.90]), np.array([0.89, 0.905, 0.895])
+    fig = plot_paired({"cosine - constant": (seeds, a, b), "same": (seeds, b, b)})
+    (ax,) = fig.axes
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert len(dots) == 2 and list(dots[0].get_xdata()) == pytest.approx([2.0, 1.5, 0.5])  # points
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cosine - constant", "same"]
+    p = lrlab.paired_difference(a, b)
+    bars = [c for c in ax.containers]
+    assert len(bars) == 2 and bars[0].lines[0].get_xdata()[0] == pytest.approx(100 * p.mean_diff)

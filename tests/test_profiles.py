@@ -8,8 +8,8 @@ import torchvision
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lrlab import Experiment, ImprovedCNN, LeNet, SimpleModel, experiment, get_profile
-from lrlab import profiles
+from lrlab.course import Experiment, ImprovedCNN, LeNet, SimpleModel, experiment, get_profile
+from lrlab.course import profiles
 from lrlab.data import MissingDataError
 
 from test_data import mean_epoch_losses, one_thread, write_cifar, write_mnist_like  # noqa: F401 (one_thread is a fixture)

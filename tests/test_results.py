@@ -1,6 +1,6 @@
-"""lrlab.results: the tables' schema, exact round trips, atomic writes, clear errors, the statistics the
-chapters quote; and the committed reference results themselves (schema, completeness, and that every
-run trained at the rates it claims)."""
+"""lrlab.course.results: the tables' schema, exact round trips, atomic writes, clear errors, the paired
+comparisons the chapters quote; and the committed reference results themselves (schema, completeness,
+that every run trained at the rates and momenta its arm declares, and that they reproduce)."""
 
 import json
 import math
@@ -12,8 +12,11 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lrlab import d2l_section, profiles, results, runner
-from lrlab.results import COLUMNS, ResultsError
+import lrlab
+import lrlab.stats
+from lrlab.sources import d2l_section
+from lrlab.course import profiles, results, runner, studies
+from lrlab.course.results import COLUMNS, ResultsError
 
 RESULTS = Path(__file__).resolve().parents[1] / "book" / "results"
 
@@ -23,8 +26,9 @@ def rows(n_seeds=3, epochs=2, **over):
     for seed in range(n_seeds):
         for epoch in range(epochs):
             row = {"experiment": "x", "variant": "corrected", "schedule": "s", "seed": seed, "epoch": epoch,
-                   "lr": 0.1, "train_loss": 1.0 + seed, "train_acc": 0.5, "test_loss": 2.0, "test_acc": 0.8 + 0.01 * seed,
-                   "seconds": 1.5, "weight_norm": 3.0, "data": "d"}
+                   "lr": 0.1, "momentum": 0.0, "train_loss": 1.0 + seed, "train_acc": 0.5, "val_loss": float("nan"),
+                   "val_acc": float("nan"), "test_loss": 2.0, "test_acc": 0.8 + 0.01 * seed, "seconds": 1.5,
+                   "weight_norm": 3.0, "data": "d"}
             row.update(over)
             out.append(row)
     return out
@@ -106,28 +110,93 @@ def test_read_provenance_errors(tmp_path):
 # ------------------------------------------------------------------------------------------------ statistics
 
 
-def test_summarize_and_difference_by_hand():
+def test_summarize_by_hand():
     frame = pd.DataFrame(rows() + rows(schedule="t", test_acc=0.9))
     summary = results.summarize(frame, metrics=("train_loss",))
     # train loss at the last epoch is 1, 2, 3 for seeds 0, 1, 2: mean 2, sd 1
     assert summary.loc[("corrected", "s"), ("train_loss", "mean")] == 2.0
     assert summary.loc[("corrected", "s"), ("train_loss", "std")] == 1.0
     assert summary.loc[("corrected", "s"), ("train_loss", "n")] == 3
-    d = results.difference(frame, {"schedule": "t"}, {"schedule": "s"})
-    # test acc: t is 0.9 for all seeds (sd 0); s is 0.80, 0.81, 0.82 (sd 0.01): diff 0.09 > 2 * 0.01
-    assert math.isclose(d.diff, 0.09) and math.isclose(d.spread, 0.01) and d.exceeds_spread
-    close = results.difference(frame, {"schedule": "s"}, {"schedule": "s"})
-    assert close.diff == 0 and not close.exceeds_spread
 
 
-def test_difference_needs_two_seeds_and_a_metric():
-    frame = pd.DataFrame(rows(n_seeds=1))
-    with pytest.raises(ValueError, match="at least two seeds"):
-        results.difference(frame, {"schedule": "s"}, {"schedule": "s"})
+def test_paired_comparison_matches_scipys_paired_t_test():
+    from scipy import stats
+
+    a = [0.912, 0.905, 0.918, 0.909, 0.914]
+    b = [0.897, 0.893, 0.901, 0.899, 0.894]
+    p = lrlab.paired_difference(a, b)
+    ref = stats.ttest_rel(a, b)
+    lo, hi = ref.confidence_interval(0.95)
+    assert p.n == 5 and p.mean_diff == pytest.approx(np.mean(np.subtract(a, b)), rel=1e-12)
+    assert (p.ci_low, p.ci_high) == pytest.approx((lo, hi), rel=1e-12)
+    assert p.t == pytest.approx(ref.statistic, rel=1e-12)
+    assert p.sign_count == 5 and p.verdict == "higher"
+
+
+def test_paired_comparison_by_hand():
+    # differences 1, 2, 3: mean 2, sd 1. With 2 degrees of freedom Student's t has the closed form
+    # F(t) = 1/2 + t / (2 sqrt(t^2 + 2)), so its 0.975 quantile solves t / sqrt(t^2 + 2) = 0.95:
+    # t = 0.95 sqrt(2 / (1 - 0.95^2)) = 4.3027; the interval is 2 -+ t / sqrt(3).
+    p = lrlab.paired_difference([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+    half = 0.95 * math.sqrt(2 / (1 - 0.95 ** 2)) / math.sqrt(3)
+    assert (p.mean_diff, p.sd_diff) == (2.0, 1.0)
+    assert (p.ci_low, p.ci_high) == pytest.approx((2 - half, 2 + half), rel=1e-12)
+    assert p.ci_low < 0 < p.ci_high and p.verdict == "no difference shown" and p.sign_count == 3
+    # the same differences shifted by 2.5: the interval leaves 0 behind
+    q = lrlab.paired_difference([4.5, 6.5, 8.5], [1.0, 2.0, 3.0])
+    assert q.verdict == "higher" and q.describe() == "higher by +4.50 [+2.02, +6.98], in 3 of 3 seeds"
+    r = lrlab.paired_difference([1.0, 2.0, 3.0], [4.5, 6.5, 8.5])
+    assert r.verdict == "lower" and r.sign_count == 3 and r.ci_high < 0
+    assert p.describe(scale=100, digits=0, unit="points") == ("no difference shown: +200 points [-48, +448], the "
+                                                              "same sign in 3 of 3 seeds")
+
+
+def test_pairing_finds_what_the_group_rule_misses():
+    """Five seeds spread over 4 points; one arm is higher by 0.5 points in every seed. The old rule (|diff| >
+    2 x the larger sd) saw nothing; the paired interval shows it."""
+    base = np.array([0.86, 0.88, 0.87, 0.89, 0.85])
+    p = lrlab.paired_difference(base + 0.005 + np.array([0, 1e-4, -1e-4, 2e-4, -2e-4]), base)
+    assert abs(p.mean_diff) < 2 * base.std(ddof=1)
+    assert p.verdict == "higher" and p.sign_count == 5
+
+
+@pytest.mark.parametrize("a, b, message", [
+    ([1.0], [2.0], "at least two seeds"),
+    ([1.0, 2.0], [1.0], "same length"),
+    ([1.0, float("nan")], [1.0, 2.0], "finite"),
+])
+def test_paired_comparison_rejects_what_it_cannot_compare(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        lrlab.paired_difference(a, b)
+
+
+@given(st.lists(st.floats(-1, 1), min_size=2, max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_paired_comparison_invariants(d):
+    b = np.linspace(0.1, 0.9, len(d))
+    p = lrlab.paired_difference(b + np.asarray(d), b)
+    assert p.ci_low <= p.mean_diff + 1e-12 and p.mean_diff <= p.ci_high + 1e-12
+    assert p.verdict in lrlab.stats.VERDICTS
+    assert (p.verdict == "no difference shown") == (p.ci_low <= 0 <= p.ci_high)
+    flipped = lrlab.paired_difference(b, b + np.asarray(d))
+    assert flipped.mean_diff == pytest.approx(-p.mean_diff, abs=1e-12)
+
+
+def test_paired_on_a_table_pairs_by_seed_and_can_average_the_last_epochs():
+    frame = pd.DataFrame(rows(n_seeds=3, epochs=4) + rows(n_seeds=3, epochs=4, schedule="t", test_acc=0.9))
+    p = results.paired(frame, {"schedule": "t"}, {"schedule": "s"})
+    assert p.n == 3 and p.mean_diff == pytest.approx(0.09) and p.verdict == "higher"
+    seeds, a, b = results.paired_values(frame, {"schedule": "t"}, {"schedule": "s"}, epoch="last3")
+    assert seeds == [0, 1, 2] and a.tolist() == pytest.approx([0.9] * 3)
+    shifted = frame.assign(test_acc=frame.test_acc + 0.01 * frame.epoch)
+    _, a, _ = results.paired_values(shifted, {"schedule": "s"}, {"schedule": "t"}, epoch="last3")
+    assert a.tolist() == pytest.approx([0.8 + 0.02, 0.81 + 0.02, 0.82 + 0.02])  # the mean of epochs 1, 2, 3
+    one_less = frame[~((frame.schedule == "t") & (frame.seed == 2))]
+    assert results.paired(one_less, {"schedule": "t"}, {"schedule": "s"}).n == 2  # only seeds both sides have
+    with pytest.raises(ValueError, match="more than one run per seed"):
+        results.paired(frame, {"experiment": "x"}, {"schedule": "s"})
     with pytest.raises(ValueError, match="not a metric column"):
-        results.difference(frame, {"schedule": "s"}, {"schedule": "s"}, metric="seed")
-    with pytest.raises(ValueError, match="no row has"):
-        results.select(frame, schedule="nope")
+        results.paired(frame, {"schedule": "t"}, {"schedule": "s"}, metric="seed")
 
 
 def test_compare_table_formats_mean_sd_and_printed_rows():
@@ -156,13 +225,15 @@ def committed(study):
     return results.read_table(path), results.read_provenance(RESULTS / f"{study}.provenance.json")
 
 
-@pytest.mark.parametrize("study", list(runner.STUDIES))
+@pytest.mark.parametrize("study", list(studies.STUDIES))
 def test_committed_results_are_complete_with_provenance(study):
     frame, prov = committed(study)
-    cfg = profiles.experiment(runner.STUDIES[study].experiment, "full")
+    cfg = profiles.experiment(studies.STUDIES[study].experiment, "full")
+    arms = {(a.variant, a.schedule): a for a in studies.STUDIES[study].arms_in(RESULTS)}
     for (variant, schedule, seed, data), run in frame.groupby(["variant", "schedule", "seed", "data"]):
-        spec = runner.RunSpec(study, variant, schedule, int(seed))
-        epochs = runner.STUDIES[study].arm(variant, schedule).epochs(cfg)
+        spec = studies.RunSpec(study, variant, schedule, int(seed))
+        arm = arms[variant, schedule]
+        epochs = arm.num_epochs(cfg)
         entry = prov["runs"][spec.id]
         if entry.get("stopped"):  # training stopped after an epoch whose training loss was not finite
             assert 1 <= len(run) <= epochs and run["epoch"].tolist() == list(range(len(run))), spec.id
@@ -173,29 +244,45 @@ def test_committed_results_are_complete_with_provenance(study):
         assert entry["profile"] == "full" and entry["data"] == data
         for key in ("device", "torch", "lrlab", "python", "git", "started", "finished", "wall_seconds", "command"):
             assert entry[key] not in (None, ""), (spec.id, key)
-        assert np.isfinite(run[["train_loss", "test_loss", "test_acc", "weight_norm"]].to_numpy()).all()
-    arms = {(a.variant, a.schedule) for a in runner.STUDIES[study].arms}
+        scored = ["val_loss", "val_acc"] if arm.holdout else ["test_loss", "test_acc"]
+        assert np.isfinite(run[["train_loss", "weight_norm"] + scored].to_numpy()).all(), spec.id
+        if arm.holdout:  # a search never looked at the test set
+            assert run[["test_loss", "test_acc"]].isna().all().all(), spec.id
     per_arm = frame.groupby(["variant", "schedule"])["seed"].nunique()
-    assert set(per_arm.index) == arms
-    assert (per_arm >= 3).all(), "at least 3 seeds per arm"
+    assert set(per_arm.index) == set(arms)
+    for key, arm in arms.items():
+        assert per_arm[key] == len(arm.seeds or studies.STUDIES[study].seeds), key  # every seed the plan has
 
 
-@pytest.mark.parametrize("study", list(runner.STUDIES))
-def test_committed_lr_column_is_each_runs_schedule(study):
-    """corrected / as_written / course: the arm's closed-form schedule; published: d2l's traced rates."""
+@pytest.mark.parametrize("study", list(studies.STUDIES))
+def test_committed_lr_and_momentum_columns_are_each_runs_declaration(study):
+    """Every run trained at the rates and momenta its arm declares (published: d2l's traced rates)."""
     frame, _ = committed(study)
-    cfg = profiles.experiment(runner.STUDIES[study].experiment, "full")
+    budget = studies.Budget.of(profiles.experiment(studies.STUDIES[study].experiment, "full"))
     for (variant, schedule), run in frame.groupby(["variant", "schedule"]):
-        arm = runner.STUDIES[study].arm(variant, schedule)
-        rates = arm.rates(cfg)
+        arm = studies.STUDIES[study].arm(variant, schedule, RESULTS)
+        rates, momenta = arm.rates(budget), arm.momenta(budget)
         if variant == "published":
-            expected = d2l_section.published_rates(schedule, cfg.num_epochs)
-            assert list(rates.rates) == expected
-        else:
-            expected = [float(rates(t)) for t in range(arm.epochs(cfg))]
-        for seed, one in run.groupby("seed"):  # a run stopped early (non-finite loss) has a prefix of the rates
-            assert np.allclose(one.sort_values("epoch")["lr"], expected[:len(one)], rtol=1e-12, atol=0), \
+            assert [rates(t) for t in range(30)] == d2l_section.published_rates(schedule, 30)
+        expected = [(rates(t), momenta(t)) for t in range(arm.num_epochs(budget.cfg))]
+        for seed, one in run.groupby("seed"):  # a run stopped early (non-finite loss) has a prefix of them
+            one = one.sort_values("epoch")
+            assert np.allclose(one["lr"], [r for r, _ in expected[:len(one)]], rtol=1e-12, atol=0), (variant, schedule, seed)
+            assert np.allclose(one["momentum"], [m for _, m in expected[:len(one)]], rtol=1e-12, atol=0), \
                 (variant, schedule, seed)
+
+
+def test_committed_range_test_is_what_the_lr_find_runs_trained_at():
+    table = studies.read_range_test(RESULTS)
+    if table is None:
+        pytest.skip("book/results/range_test.csv is not committed yet")
+    assert sorted(table.seed.unique()) == list(studies.RANGE_TEST_SEEDS)
+    runs, _ = committed("lr_find")
+    for rule, lr in studies.range_test_rates(RESULTS).items():
+        assert (runs[runs.schedule == rule].lr == lr).all(), rule
+        assert lr in set(table[table.rule == rule].lr)  # a median of five: one seed's suggestion
+    prov = results.read_provenance(RESULTS / "lr_find.provenance.json")["range_test"]
+    assert prov["seeds"] == list(studies.RANGE_TEST_SEEDS) and prov["cpu"]
 
 
 def test_committed_published_constant_repeats_corrected_constant_exactly():
@@ -213,23 +300,6 @@ def test_committed_published_constant_repeats_corrected_constant_exactly():
         pd.testing.assert_frame_equal(a, b)
         compared += 1
     assert compared >= 1
-
-
-def test_difference_of_per_run_values_and_its_description():
-    d = results.Difference.of("gap", [0.10, 0.12, 0.14], [0.02, 0.03, 0.04])
-    # means 0.12 and 0.03, sds 0.02 and 0.01: diff 0.09 > 2 * 0.02
-    assert math.isclose(d.diff, 0.09) and math.isclose(d.spread, 0.02) and d.exceeds_spread
-    assert d.describe() == "+0.090 (larger sd 0.020): exceeds the spread"
-    assert results.Difference.of("x", [1, 2], [1.5, 2.5]).describe(1) == "-0.5 (larger sd 0.7): within the spread"
-    with pytest.raises(ValueError, match="non-finite"):
-        results.Difference.of("x", [1, float("nan")], [1, 2])
-
-
-def test_difference_accepts_a_derived_column():
-    frame = pd.DataFrame(rows()).assign(gap=lambda f: f.train_acc - f.test_acc)
-    both = pd.concat([frame, frame.assign(schedule="u", gap=frame.gap + 1)])
-    d = results.difference(both, {"schedule": "u"}, {"schedule": "s"}, metric="gap")
-    assert math.isclose(d.diff, 1.0) and d.exceeds_spread
 
 
 # ------------------------------------------------------------------------------------------------ timing

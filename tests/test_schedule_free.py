@@ -11,6 +11,7 @@ from torch import nn
 schedulefree = pytest.importorskip("schedulefree")
 
 import lrlab  # noqa: E402
+from lrlab import course  # noqa: E402 (the course's models)
 from lrlab import data as lrdata  # noqa: E402
 from lrlab.train import is_schedule_free  # noqa: E402
 from test_data import one_thread  # noqa: E402,F401 (a fixture)
@@ -25,7 +26,7 @@ def loaders(seed=3):
 
 def fresh(lr=0.5):
     torch.manual_seed(0)
-    net = lrlab.LeNet()
+    net = course.LeNet()
     return net, schedulefree.SGDScheduleFree(net.parameters(), lr=lr, momentum=0.9, warmup_steps=5)
 
 

@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
-from lrlab import d2l_section
+from lrlab.sources import d2l_section
 from lrlab import (
     ConstantScheduler,
     CosineScheduler,

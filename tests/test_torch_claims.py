@@ -17,6 +17,7 @@ import torch
 from torch.optim import lr_scheduler as S
 
 import lrlab
+from lrlab import course  # noqa: E402 (the course's models)
 from lrlab import (ConstantScheduler, CosineScheduler, ExponentialScheduler, FactorScheduler, LinearWarmup,
                    MultiFactorScheduler, PolyScheduler, SequentialScheduler, SquareRootScheduler, StepScheduler,
                    trace_scheduler)
@@ -35,7 +36,7 @@ def one_param_sgd(lr=0.1, **kwargs):
 
 def test_ch2_group_without_lr_uses_the_default_and_halving_keeps_the_ratio():
     """"a group without its own "lr" uses the default" ... print(...)  # [0.15, 0.015]"""
-    params = list(lrlab.LeNet().parameters())
+    params = list(course.LeNet().parameters())
     trainer = torch.optim.SGD([{"params": params[:-2]}, {"params": params[-2:], "lr": 0.03}], lr=0.3)
     assert [g["lr"] for g in trainer.param_groups] == [0.3, 0.03]
     for g in trainer.param_groups:
@@ -137,15 +138,15 @@ def test_ch7_torchvision_has_no_lr_scheduler():
     with pytest.raises(AttributeError):
         from torchvision import utils
 
-        utils.lr_scheduler  # the tutorial's `utils.lr_scheduler.WarmupMultiFactorScheduler(...)`
+        utils.lr_scheduler  # the tutorial's `utils.lr_scheduler.WarmupMultiFactorLR(...)`
 
 
 def test_ch7_warmup_multistep_is_linear_lr_chained_with_multistep_lr():
-    """Exercise ex-warmup-torch: ChainedScheduler([LinearLR, MultiStepLR]) equals WarmupMultiFactorScheduler."""
+    """Exercise ex-warmup-torch: ChainedScheduler([LinearLR, MultiStepLR]) equals WarmupMultiFactorLR."""
     def composition(opt):
         return S.ChainedScheduler([S.LinearLR(opt, start_factor=0.001, end_factor=1.0, total_iters=10),
                                    S.MultiStepLR(opt, milestones=[50, 75], gamma=0.1)])
-    ours = trace_scheduler(lambda o: lrlab.WarmupMultiFactorScheduler(o, [50, 75], 0.1, 0.001, 10), 100, lr=0.01)
+    ours = trace_scheduler(lambda o: lrlab.WarmupMultiFactorLR(o, [50, 75], 0.1, 0.001, 10), 100, lr=0.01)
     assert np.allclose(trace_scheduler(composition, 100, lr=0.01), ours, rtol=1e-9, atol=0)
 
 
@@ -161,7 +162,7 @@ def test_ch7_maskrcnn_warmup_multistep_formula_by_hand():
             factor = wf * (1 - alpha) + alpha
         return base * factor * gamma ** bisect.bisect_right(milestones, t)
 
-    ours = trace_scheduler(lambda o: lrlab.WarmupMultiFactorScheduler(o, [50, 75], 0.1, 0.001, 10), 100, lr=0.01)
+    ours = trace_scheduler(lambda o: lrlab.WarmupMultiFactorLR(o, [50, 75], 0.1, 0.001, 10), 100, lr=0.01)
     assert np.allclose(ours, [maskrcnn(t) for t in range(100)], rtol=1e-12, atol=0)
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 import lrlab
+from lrlab import course  # noqa: E402 (the course's models)
 from lrlab.train import History, evaluate_accuracy, train
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MNIST" / "raw"
@@ -326,10 +327,10 @@ def test_init_xavier_matches_d2l_train_ch6_init_weights():
         if type(m) == nn.Linear or type(m) == nn.Conv2d:  # noqa: E721
             nn.init.xavier_uniform_(m.weight)
 
-    ref = lrlab.LeNet()
+    ref = course.LeNet()
     torch.manual_seed(5)
     ref.apply(d2l_init_weights)
-    net = lrlab.LeNet()
+    net = course.LeNet()
     net.load_state_dict(ref.state_dict())  # same biases; weights about to be redrawn
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
     X, y = torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long)
@@ -510,7 +511,7 @@ def test_improved_cnn_reaches_96_percent_on_real_mnist_digits():
     torch.manual_seed(0)
     tr = lrlab.TensorLoader(X[train_idx], y[train_idx], 64, shuffle=True, seed=0)
     te = lrlab.TensorLoader(X[test_idx], y[test_idx], 500)
-    net = lrlab.ImprovedCNN()
+    net = course.ImprovedCNN()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)  # the MNIST tutorial's optimizer and batch size
     h = train(net, tr, te, 3, LOSS, opt, "cpu", live=False)
     assert h.stopped is None

@@ -11,7 +11,8 @@ from torch import nn
 from torch.optim import lr_scheduler as S
 
 import lrlab
-from lrlab import tutorials
+from lrlab import course  # noqa: E402 (the course's models)
+from lrlab.sources import tutorials
 from test_data import one_thread  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -52,7 +53,7 @@ def test_test_loss_is_the_mean_loss_divided_by_about_the_batch_size():
     torch.manual_seed(0)
     X, y = torch.randn(1000, 1, 28, 28), torch.randint(0, 10, (1000,))
     loader = lrlab.TensorLoader(X, y, batch_size=64)  # 16 batches: 15 of 64 and one of 40
-    net = lrlab.ImprovedCNN()
+    net = course.ImprovedCNN()
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         test_loss, accuracy = tutorials.test(net, "cpu", loader)
     net.eval()
@@ -74,16 +75,16 @@ def test_on_the_full_mnist_test_set_the_ratio_is_157_batches_over_10000_digits()
 
 
 def test_warmup_setup_fails_at_the_torchvision_import():
-    namespace = {"SimpleModel": lrlab.SimpleModel}
+    namespace = {"SimpleModel": course.SimpleModel}
     with pytest.raises(AttributeError, match="lr_scheduler"):
         exec(tutorials.WARMUP_SETUP, namespace)
     assert "optimizer" in namespace and "scheduler" not in namespace  # everything up to that line ran
 
 
 def warmup_namespace():
-    model = lrlab.SimpleModel()
+    model = course.SimpleModel()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    scheduler = lrlab.WarmupMultiFactorScheduler(optimizer, milestones=[50, 75], gamma=0.1, warmup_factor=0.001,
+    scheduler = lrlab.WarmupMultiFactorLR(optimizer, milestones=[50, 75], gamma=0.1, warmup_factor=0.001,
                                                  warmup_epochs=10, last_epoch=-1)
     return {"model": model, "optimizer": optimizer, "scheduler": scheduler, "criterion": nn.CrossEntropyLoss(),
             "max_epochs": 1}
@@ -118,7 +119,7 @@ def test_warmup_loop_never_evaluates_on_test_data():
 
 def test_warmup_rates_rise_and_after_epoch_75_are_a_hundredth_of_the_base():
     """The tutorial says the warmup goes from 0.01 to 1e-5 and that both cuts give 0.1x the initial rate."""
-    lrs = lrlab.trace_scheduler(lambda o: lrlab.WarmupMultiFactorScheduler(o, [50, 75], 0.1, 0.001, 10), 100,
+    lrs = lrlab.trace_scheduler(lambda o: lrlab.WarmupMultiFactorLR(o, [50, 75], 0.1, 0.001, 10), 100,
                                 lr=0.01)
     assert lrs[0] == pytest.approx(1e-5) and lrs[10] == pytest.approx(0.01) and np.all(np.diff(lrs[:11]) > 0)
     assert lrs[50] == pytest.approx(0.1 * 0.01) and lrs[74] == pytest.approx(0.1 * 0.01)

@@ -1,9 +1,10 @@
-"""``python -m lrlab COMMAND``: the course's commands.
+"""``python -m lrlab.course COMMAND``: the course's commands.
 
-    python -m lrlab data [--profile P] [--root DIR]   the datasets a profile needs, before a book build
-    python -m lrlab results [STUDY ...] [options]      the reference runs (the same as python -m lrlab.runner)
-    python -m lrlab sync                               the repository URL into _config.yml, README, set-up cells
-    python -m lrlab student [OUT]                      the student edition (no solutions) into OUT
+    python -m lrlab.course data [--profile P] [--root DIR]   the datasets a profile needs, before a book build
+    python -m lrlab.course results [STUDY ...] [options]      the reference runs (python -m lrlab.course.runner)
+    python -m lrlab.course verdicts                           book/results/verdicts.csv from the result tables
+    python -m lrlab.course sync                               the repository URL and results timing into place
+    python -m lrlab.course student [OUT]                      the student edition (no solutions) into OUT
 """
 
 import sys
@@ -13,21 +14,27 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     if command == "data":
-        from .data import main as data_main
+        from .datasets import main as data_main
 
         return data_main(rest)
     if command == "results":
         from .runner import main as runner_main
 
         return runner_main(rest)
+    if command == "verdicts" and not rest:
+        from .verdicts import write_verdicts
+
+        path = write_verdicts()
+        print(f"wrote {path}")
+        return 0
     if command == "sync" and not rest:
-        from .course import ROOT, sync
+        from .book import ROOT, sync
 
         for path in sync():
             print(f"synced {path.relative_to(ROOT)}")
         return 0
     if command == "student" and len(rest) <= 1:
-        from .course import student_edition
+        from .book import student_edition
 
         written = student_edition(rest[0] if rest else "_build/student")
         print(f"wrote {len(written)} chapters without solutions to {written[0].parent if written else rest}")

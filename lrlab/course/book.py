@@ -12,8 +12,8 @@
 * :func:`student_edition`: the chapters with every solution removed and every exercise kept, for a
   course lab to hand out (``make student``).
 
-``python -m lrlab sync`` (``make sync``) rewrites the three places from ``pyproject.toml``, and the
-README's timing of the reference runs from their provenance (:func:`lrlab.results.timing_text`).
+``python -m lrlab.course sync`` (``make sync``) rewrites the three places from ``pyproject.toml``, and the
+README's timing of the reference runs from their provenance (:func:`lrlab.course.results.timing_text`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Optional
 __all__ = ["ROOT", "repository_url", "setup_cell_source", "SETUP_CELL_ID", "glue", "sync", "stale",
            "strip_solutions", "student_edition"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SETUP_CELL_ID = "setup"
 #: d2l is installed on its own, without its pins (see requirements.txt).
 D2L = "d2l==1.0.3"

@@ -1,6 +1,6 @@
 """Results as data: the tidy tables of the course's reference runs, their provenance, and their summaries.
 
-Each study of :mod:`lrlab.runner` writes one table, ``<results>/<study>.csv``, with one row per
+Each study of :mod:`lrlab.course.runner` writes one table, ``<results>/<study>.csv``, with one row per
 (experiment, variant, schedule, seed, epoch) and the columns :data:`COLUMNS`:
 
 ===============  ==========================================================================
@@ -40,9 +40,10 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
+
+from ..stats import paired_difference
 
 __all__ = [
     "COLUMNS",
@@ -57,8 +58,10 @@ __all__ = [
     "summarize",
     "per_epoch",
     "select",
-    "Difference",
-    "difference",
+    "paired",
+    "paired_values",
+    "history_rows",
+    "record_run",
     "compare_table",
     "timing",
     "timing_text",
@@ -90,16 +93,29 @@ class ResultsError(ValueError):
 def results_dir() -> Path:
     """Where the committed results live: ``$LRLAB_RESULTS``, else the first of ``./results``,
     ``./book/results`` and ``<repository>/book/results`` that exists (a chapter runs in ``book/``, a
-    script in the repository root)."""
+    script in the repository root), else the copy installed with the package (``lrlab.course.reference``,
+    built from ``book/results``: a chapter opened outside the repository, as in Colab, reads it)."""
     env = os.environ.get("LRLAB_RESULTS", "")
     if env:
         return Path(env).expanduser().resolve()
     candidates = [Path.cwd() / "results", Path.cwd() / "book" / "results",
-                  Path(__file__).resolve().parents[1] / "book" / "results"]
+                  Path(__file__).resolve().parents[2] / "book" / "results"]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate.resolve()
-    return candidates[-1]
+    installed = _installed_results()
+    return installed if installed is not None else candidates[-1]
+
+
+def _installed_results() -> Optional[Path]:
+    """The results folder installed with the package, or None (a checkout without a build)."""
+    from importlib import resources
+
+    try:
+        folder = Path(str(resources.files("lrlab.course.reference")))
+    except (ModuleNotFoundError, TypeError):
+        return None
+    return folder if (folder / "d2l.csv").is_file() else None
 
 
 def write_atomic(path: PathLike, text: str) -> None:
@@ -180,7 +196,7 @@ def read_table(name_or_path: PathLike):
     path = _resolve(name_or_path, ".csv")
     if not path.is_file():
         raise ResultsError(f"{path} does not exist: the reference results are made by `make results` "
-                           f"(or `python -m lrlab.runner`); set LRLAB_RESULTS to read them from elsewhere")
+                           f"(or `python -m lrlab.course.runner`); set LRLAB_RESULTS to read them from elsewhere")
     try:
         frame = pd.read_csv(path, dtype={c: str for c in _TEXT})  # pandas parses floats exactly (a test checks)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -251,73 +267,71 @@ def select(frame, **where):
     return rows
 
 
-@dataclass(frozen=True)
-class Difference:
-    """Two groups of runs compared on one metric at one epoch (each run's last, unless given).
+def _per_run(frame, epoch):
+    """One value per run: at its last epoch (``epoch=None``), at ``epoch``, or ``"last3"``: the mean of its last
+    three epochs (a run that ends at a rate that is not small moves from epoch to epoch; the mean steadies it)."""
+    keys = list(RUN_KEY) + ["data"]
+    if epoch is None:
+        return final_epoch(frame)
+    if epoch == "last3":
+        last = frame.groupby(keys, sort=False)["epoch"].transform("max")
+        tail = frame[frame["epoch"] > last - 3]
+        counts = tail.groupby(keys, sort=False)["epoch"].transform("count")
+        if (counts < 3).any():
+            raise ValueError("epoch='last3' needs runs of at least three epochs")
+        numeric = [c for c in tail.columns if c not in keys and c != "epoch"]
+        return tail.groupby(keys, sort=False)[numeric].mean().reset_index()
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        raise ValueError(f"epoch must be None (each run's last), an epoch number or 'last3'; got {epoch!r}")
+    rows = frame[frame["epoch"] == epoch]
+    if rows.empty:
+        raise ValueError(f"no run has epoch {epoch}")
+    return rows
 
-    ``exceeds_spread`` is the course's rule for calling a difference real: the two means differ by more
-    than twice the larger of the two standard deviations over seeds. With 3 to 5 seeds a standard
-    deviation is itself uncertain, so the rule is deliberately strict; a difference inside it is
-    reported as within the seed-to-seed spread, not as "no effect".
+
+def paired_values(frame, a: dict, b: dict, metric: str = "test_acc", epoch=None, frame_b=None):
+    """``(seeds, values of a, values of b)``: the runs ``a`` and ``b`` select (dicts of column values), one
+    value of ``metric`` per run (at ``epoch``: see :func:`paired`), matched by seed; ``b`` is read from
+    ``frame_b`` when given (an arm of another table). Only seeds that both sides have are kept."""
+    import numpy as np
+
+    other = frame if frame_b is None else frame_b
+    for f in (frame, other):
+        if metric not in f.columns or metric in RUN_KEY + ("epoch", "data"):
+            raise ValueError(f"metric={metric!r} is not a metric column; use one of {list(_RATES)} or a column you added")
+    sides = []
+    for sel, f in ((a, frame), (b, other)):
+        runs = _per_run(select(f, **sel), epoch)
+        if runs["seed"].duplicated().any():
+            raise ValueError(f"{sel} selects more than one run per seed; name the variant and schedule")
+        sides.append(runs.set_index("seed")[metric])
+    seeds = sorted(set(sides[0].index) & set(sides[1].index))
+    return seeds, np.array([sides[0][s] for s in seeds], float), np.array([sides[1][s] for s in seeds], float)
+
+
+def paired(frame, a: dict, b: dict, metric: str = "test_acc", epoch=None, frame_b=None, level: float = 0.95):
+    """The paired comparison of the runs ``a`` and ``b`` select, seed by seed: ``a - b`` on ``metric``
+    (:class:`lrlab.stats.PairedDifference`: mean, 95 % t-interval, seeds of the same sign, verdict).
+
+    ``epoch``: None (each run's last epoch), an epoch number, or ``"last3"`` (each run's mean over its last
+    three epochs). ``frame_b``: the table of ``b`` when it is not ``frame``. Needs at least two common seeds.
     """
-
-    metric: str
-    mean_a: float
-    sd_a: float
-    n_a: int
-    mean_b: float
-    sd_b: float
-    n_b: int
-
-    @property
-    def diff(self) -> float:
-        """``mean_a - mean_b``."""
-        return self.mean_a - self.mean_b
-
-    @property
-    def spread(self) -> float:
-        """The larger of the two standard deviations."""
-        return max(self.sd_a, self.sd_b)
-
-    @property
-    def exceeds_spread(self) -> bool:
-        return abs(self.diff) > 2 * self.spread
-
-    @classmethod
-    def of(cls, metric: str, values_a, values_b, where=("a", "b")) -> "Difference":
-        """From two collections of per-run values (one per seed), e.g. a statistic computed per run."""
-        stats = []
-        for side, values in zip(where, (values_a, values_b)):
-            values = [float(v) for v in values]
-            if len(values) < 2:
-                raise ValueError(f"difference: {side} has {len(values)} run(s); a spread needs at least two seeds")
-            if not all(math.isfinite(v) for v in values):
-                raise ValueError(f"difference: {side} holds a non-finite value: {values}")
-            mean = sum(values) / len(values)
-            sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-            stats += [mean, sd, len(values)]
-        return cls(metric, *stats)
-
-    def describe(self, digits: int = 3) -> str:
-        """``"+0.012 (larger sd 0.003): exceeds the spread"``, the form the book's tables use."""
-        verdict = "exceeds the spread" if self.exceeds_spread else "within the spread"
-        return f"{self.diff:+.{digits}f} (larger sd {self.spread:.{digits}f}): {verdict}"
+    seeds, va, vb = paired_values(frame, a, b, metric, epoch, frame_b)
+    if len(seeds) < 2:
+        raise ValueError(f"paired: {a} and {b} share {len(seeds)} seed(s); a paired comparison needs at least two")
+    return paired_difference(va, vb, level)
 
 
-def _at(frame, epoch):
-    return final_epoch(frame) if epoch is None else frame[frame["epoch"] == epoch]
-
-
-def difference(frame, a: dict, b: dict, metric: str = "test_acc", epoch: Optional[int] = None) -> Difference:
-    """Compare the runs selected by ``a`` with those selected by ``b`` (dicts of column values) on ``metric``.
-
-    ``metric`` is any numeric column of ``frame`` (a derived one too, e.g. ``frame.assign(gap=...)``),
-    taken at each run's last epoch or at ``epoch``. Needs at least two seeds on each side.
-    """
-    if metric not in frame.columns or metric in RUN_KEY + ("epoch", "data"):
-        raise ValueError(f"metric={metric!r} is not a metric column; use one of {list(_RATES)} or a column you added")
-    return Difference.of(metric, _at(select(frame, **a), epoch)[metric], _at(select(frame, **b), epoch)[metric],
-                         where=(a, b))
+def history_rows(history, *, experiment: str, variant: str, schedule: str, seed: int, data: str) -> list:
+    """The table's rows of a :class:`lrlab.History` (one per epoch, :data:`COLUMNS`): the runner's and the
+    data-parallel command's one way from a history to results. ``weight_norm`` comes from
+    ``history.extra["weight_norm"]`` (:class:`lrlab.callbacks.RecordWeightNorm`), NaN without it."""
+    norms = history.extra.get("weight_norm", [math.nan] * len(history))
+    return [{"experiment": experiment, "variant": variant, "schedule": schedule, "seed": seed, "epoch": epoch,
+             "lr": history.lr[i], "momentum": history.momentum[i], "train_loss": history.train_loss[i],
+             "train_acc": history.train_acc[i], "val_loss": history.valid_loss[i], "val_acc": history.valid_acc[i],
+             "test_loss": history.test_loss[i], "test_acc": history.test_acc[i], "seconds": history.seconds[i],
+             "weight_norm": norms[i], "data": data} for i, epoch in enumerate(history.epochs)]
 
 
 def compare_table(frame, rows: dict, metrics: Sequence[str] = ("train_loss", "train_acc", "test_acc"),
@@ -346,6 +360,24 @@ def compare_table(frame, rows: dict, metrics: Sequence[str] = ("train_loss", "tr
                 raise ValueError(f"compare_table: row {label!r} has {len(values)} numbers for {len(metrics)} metrics")
             table[label] = [""] + [f"{v:.{digits}f}" for v in values]
     return pd.DataFrame.from_dict(table, orient="index", columns=["n"] + [METRIC_NAMES[m] for m in metrics])
+
+
+def record_run(out: Path, name: str, rows: list, provenance: dict) -> None:
+    """Add one finished run's rows and provenance to the study's files (table first, both atomic)."""
+    import pandas as pd
+
+    table, prov_path = out / f"{name}.csv", out / f"{name}.provenance.json"
+    new = pd.DataFrame(rows, columns=list(COLUMNS))
+    if table.exists():
+        old = read_table(table)
+        key = list(RUN_KEY) + ["data"]
+        same = old.set_index(key).index.isin(new.set_index(key).index.unique())
+        new = pd.concat([old[~same], new], ignore_index=True)
+    write_table(table, new)
+    prov = read_provenance(prov_path) if prov_path.exists() else {"runs": {}}
+    prov["runs"].update(provenance)
+    prov["runs"] = dict(sorted(prov["runs"].items()))
+    write_atomic(prov_path, json.dumps(prov, indent=1, sort_keys=False) + "\n")
 
 
 # --------------------------------------------------------------------------------------------- timing

@@ -38,9 +38,6 @@ from the book).
 import contextlib
 import io
 import math
-from dataclasses import dataclass
-
-from typing import Optional
 
 import torch
 from torch import nn
@@ -48,7 +45,7 @@ from torch.optim import lr_scheduler
 
 from d2l import torch as d2l
 
-from .lr_scheduler import RecordingOptimizer
+from ..lr_scheduler import RecordingOptimizer
 
 __all__ = [
     "net_fn",
@@ -64,12 +61,6 @@ __all__ = [
     "PRINTED",
     "LABELS",
     "published_rates",
-    "results_rows",
-    "Claim",
-    "CLAIMS",
-    "check_claims",
-    "with_measures",
-    "printed_vs_measured",
 ]
 
 
@@ -330,130 +321,3 @@ def published_rates(run, num_epochs=30):
         scheduler, lr = CosineScheduler(20, warmup_steps=5, base_lr=0.3, final_lr=0.01), 0.3
     [scheduler(t) for t in range(PLOT_EPOCHS)]  # the plot cell
     return trace_lrs(scheduler, num_epochs, lr=lr)
-
-
-def results_rows(runs=RUNS, variants=("corrected", "published")):
-    """Rows for :func:`lrlab.results.compare_table`: for each run, lrlab's runs of each variant and the number printed.
-
-    ``corrected``: the schedule the text describes, applied by lrlab; ``published``: the rates the
-    section's code trained at (:func:`published_rates`); then the Chinese edition's printed numbers
-    (:data:`PRINTED`), which come from one run of the published code.
-    """
-    names = {"corrected": "lrlab, schedule as described", "published": "lrlab, rates d2l's code used"}
-    rows = {}
-    for run in runs:
-        if run not in RUNS:
-            raise ValueError(f"run={run!r} is not one of the section's runs; use one of {', '.join(map(repr, RUNS))}")
-        for variant in variants:
-            rows[f"{LABELS[run]}: {names[variant]}"] = {"variant": variant, "schedule": run}
-        rows[f"{LABELS[run]}: printed by d2l (one run)"] = PRINTED[run]
-    return rows
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One statement the section makes about its runs, as a comparison of two runs on one measure.
-
-    The claim says that run ``a`` has a larger (``sign=+1``) or smaller (``sign=-1``) ``measure`` than run
-    ``b``; ``sign=0`` marks a statement that no outcome can contradict. ``measure`` is a column of the
-    results table or one of the derived measures of :func:`check_claims` (``gap``, ``roughness``), at
-    each run's last epoch unless ``epoch`` is given. ``says`` paraphrases the section (the course's
-    words, not the book's).
-    """
-
-    name: str
-    says: str
-    a: str
-    b: str
-    measure: str
-    sign: int
-    epoch: Optional[int] = None
-
-
-#: The section's statements about its own runs that its results can check (its text, in our words).
-CLAIMS = (
-    Claim("sqrt_better", "the square-root run does better than the constant rate", "square_root", "constant",
-          "test_acc", +1),
-    Claim("sqrt_smoother", "the square-root run's curves are smoother", "square_root", "constant", "roughness", -1),
-    Claim("sqrt_less_overfitting", "the square-root run overfits less", "square_root", "constant", "gap", -1),
-    Claim("small_steps_near_zero", "smaller steps keep the parameters closer to zero (an argument it cites)",
-          "square_root", "constant", "weight_norm", -1),
-    Claim("multi_step_better", "the multi-step schedule gives a better solution", "multi_step", "constant",
-          "test_acc", +1),
-    Claim("cosine_maybe", "cosine may improve results, but not necessarily", "cosine", "constant", "test_acc", 0),
-    Claim("warmup_early", "with warmup the network converges better in the first 5 epochs", "cosine_warmup",
-          "cosine", "train_loss", -1, epoch=4),
-)
-#: The summary's statement that lowering the rate during training improves accuracy and reduces overfitting,
-#: for each decaying schedule against the constant rate.
-CLAIMS += tuple(
-    Claim(f"decay_{measure}_{run}", f"decaying the rate ({LABELS[run]}) {what}", run, "constant", measure, sign)
-    for run in ("square_root", "multi_step", "cosine", "cosine_warmup")
-    for measure, what, sign in (("test_acc", "improves accuracy", +1), ("gap", "reduces overfitting", -1))
-)
-
-
-def with_measures(frame):
-    """The table with two per-run measures added to every row: ``gap`` (train acc - test acc of that
-    epoch) and ``roughness`` (the run's mean absolute change of test accuracy from one epoch to the
-    next over the last two thirds of its epochs)."""
-    frame = frame.assign(gap=frame["train_acc"] - frame["test_acc"])
-    keys = ["experiment", "variant", "schedule", "seed", "data"]
-    last = frame.groupby(keys)["epoch"].transform("max")
-    late = frame[frame["epoch"] >= (last + 1) / 3].sort_values("epoch")
-    rough = late.groupby(keys)["test_acc"].apply(lambda s: s.diff().abs().mean()).rename("roughness")
-    return frame.join(rough, on=keys)
-
-
-def check_claims(frame, claims=CLAIMS, variants=("published", "corrected")):
-    """Each claim measured on each variant: a DataFrame with the claim, the measured difference and a verdict.
-
-    The difference is ``measure(a) - measure(b)`` over seeds (:class:`lrlab.results.Difference`). Verdicts:
-    ``"supported"`` (the sign the claim expects, beyond the spread), ``"contradicted"`` (the other sign,
-    beyond the spread), ``"not shown (within the spread)"``, or, for a claim no outcome can contradict,
-    ``"consistent (any outcome is)"``.
-    """
-    import pandas as pd
-
-    from .results import difference
-
-    measured = with_measures(frame)
-    rows = []
-    for claim in claims:
-        for variant in variants:
-            d = difference(measured, {"variant": variant, "schedule": claim.a},
-                           {"variant": variant, "schedule": claim.b}, metric=claim.measure, epoch=claim.epoch)
-            if claim.sign == 0:
-                verdict = "consistent (any outcome is)"
-            elif not d.exceeds_spread:
-                verdict = "not shown (within the spread)"
-            else:
-                verdict = "supported" if d.diff * claim.sign > 0 else "contradicted"
-            rows.append({"claim": claim.name, "d2l says": claim.says, "variant": variant,
-                         "measure": claim.measure + ("" if claim.epoch is None else f" at epoch {claim.epoch}"),
-                         "difference": d.diff, "larger sd": d.spread, "verdict": verdict})
-    return pd.DataFrame(rows)
-
-
-def printed_vs_measured(frame, runs=RUNS, variant="published"):
-    """d2l's printed single run next to lrlab's runs of the same rates: how many standard deviations apart.
-
-    One row per run and metric (train loss, train acc, test acc): the number d2l printed, the mean and
-    standard deviation over lrlab's seeds of ``variant`` (default: the rates d2l's code used), and
-    ``z = (printed - mean) / sd``. A printed number within two standard deviations of the mean is one
-    lrlab's seeds could have produced; d2l's run also differs in ways the table cannot show (its
-    device, its data loader's shuffling, no seed).
-    """
-    import pandas as pd
-
-    from .results import final_epoch, select
-
-    rows = []
-    last = final_epoch(frame)
-    for run in runs:
-        values = select(last, variant=variant, schedule=run)
-        for metric, printed in zip(("train_loss", "train_acc", "test_acc"), PRINTED[run]):
-            mean, sd = float(values[metric].mean()), float(values[metric].std(ddof=1))
-            rows.append({"run": run, "metric": metric, "printed": printed, "mean": mean, "sd": sd,
-                         "z": (printed - mean) / sd if sd > 0 else math.nan})  # nan: the seeds agree exactly
-    return pd.DataFrame(rows)

@@ -1,6 +1,6 @@
 """The code of the three tutorials the course follows, as published: the reference chapters 6 to 8 correct.
 
-Like :mod:`lrlab.d2l_section` for d2l, this module keeps what the tutorials really print apart from
+Like :mod:`lrlab.sources.d2l_section` for d2l, this module keeps what the tutorials really print apart from
 lrlab's own code, so the book can run it and show where it goes wrong. The tutorials are blog posts;
 their code lost its line breaks and indentation when it was copied, which are restored here, and
 their Chinese comments are dropped. Nothing else is changed unless a comment says so.
@@ -29,7 +29,7 @@ import re
 import torch
 from torch import nn
 
-from .lr_scheduler import RecordingOptimizer
+from ..lr_scheduler import RecordingOptimizer
 
 __all__ = [
     "criterion",

@@ -1,0 +1,233 @@
+"""Every comparison the book states, as data: ``book/results/verdicts.csv`` (``make verdicts``).
+
+A :class:`Claim` names two arms of the committed results, a measure and an epoch; its verdict is the paired
+comparison of the two arms seed by seed (:func:`lrlab.course.results.paired`: the mean difference ``a - b``,
+its 95 % t-interval, how many seeds share its sign, and ``higher`` / ``lower`` / ``no difference shown``).
+The chapters glue their verdict sentences from the file (:mod:`lrlab.course.facts`), the appendix lists it
+whole, and a test regenerates it from the tables and checks that each verdict follows from its interval.
+
+A claim that repeats something a source says (d2l's "the square root does better") carries the direction
+the source expects (``expects``): :func:`source_verdict` then reads ``supported``, ``contradicted`` or
+``not shown`` off the paired verdict.
+
+Measures: any metric column of the tables, and two per run and epoch (:func:`with_measures`): ``gap``,
+training minus test accuracy (overfitting), and ``roughness``, the mean absolute change of the test
+accuracy from one epoch to the next over the last two thirds of the run.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..stats import PairedDifference, VERDICTS
+from ..sources.d2l_section import LABELS as D2L_LABELS, PRINTED, RUNS as D2L_RUNS
+from . import results as _results
+
+__all__ = ["Claim", "CLAIMS", "COLUMNS", "with_measures", "evaluate", "verdict_table", "write_verdicts",
+           "read_verdicts", "finding", "source_verdict", "printed_vs_measured", "results_rows", "VERDICTS_FILE"]
+
+VERDICTS_FILE = "verdicts.csv"
+#: The columns of ``verdicts.csv``, in order.
+COLUMNS = ("chapter", "claim", "study", "epoch", "measure", "variant_a", "schedule_a", "variant_b", "schedule_b",
+           "n", "mean_diff", "ci_low", "ci_high", "sign_count", "verdict")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A comparison the book states: arm ``a`` against arm ``b`` (each ``(variant, schedule)``) on ``measure``.
+
+    ``chapter``: the label of the chapter that states it. ``study``: the table of ``a`` (and of ``b``,
+    unless ``study_b`` names another). ``epoch``: None (each run's last epoch), an epoch number, or
+    ``"last3"`` (the mean of each run's last three epochs). ``says``: the statement in words. ``expects``:
+    the direction a source states (+1: ``a`` is higher, -1: lower); 0 for the course's own comparisons.
+    """
+
+    chapter: str
+    claim: str
+    says: str
+    study: str
+    a: tuple
+    b: tuple
+    measure: str = "test_acc"
+    epoch: Any = None
+    study_b: Optional[str] = None
+    expects: int = 0
+
+
+def _d2l_claims(chapter: str, name: str, says: str, a: str, b: str, measure: str, expects: int, epoch=None) -> tuple:
+    """One of d2l's statements about its runs, checked on both variants (as described, and as its code ran)."""
+    return tuple(Claim(chapter, f"{name}_{variant}", f"{says} ({variant})", "d2l", (variant, a), (variant, b), measure,
+                       epoch, expects=expects) for variant in ("corrected", "published"))
+
+
+def _course(chapter: str, claim: str, says: str, study: str, a, b, measure: str = "test_acc", epoch=None,
+            study_b: Optional[str] = None) -> Claim:
+    return Claim(chapter, claim, says, study, tuple(a), tuple(b), measure, epoch, study_b)
+
+
+_CORRECTED = {run: ("corrected", run) for run in D2L_RUNS}
+
+#: Every comparison the book states, chapter by chapter.
+CLAIMS = (
+    # ---- the d2l section's statements about its own runs (its text, in our words)
+    *_d2l_claims("sqrt-factor", "sqrt_better", "the square-root run does better than the constant rate",
+                 "square_root", "constant", "test_acc", +1),
+    *_d2l_claims("sqrt-factor", "sqrt_smoother", "the square-root run's curves are smoother", "square_root",
+                 "constant", "roughness", -1),
+    *_d2l_claims("sqrt-factor", "sqrt_less_overfitting", "the square-root run overfits less", "square_root",
+                 "constant", "gap", -1),
+    *_d2l_claims("sqrt-factor", "small_steps_near_zero", "smaller steps keep the parameters closer to zero",
+                 "square_root", "constant", "weight_norm", -1),
+    *_d2l_claims("piecewise-constant", "multi_step_better", "the multi-step schedule gives a better solution",
+                 "multi_step", "constant", "test_acc", +1),
+    *_d2l_claims("cosine-warmup", "cosine_better", "the cosine improves on the constant rate (d2l: it may, but "
+                 "need not)", "cosine", "constant", "test_acc", +1),
+    *_d2l_claims("cosine-warmup", "warmup_early", "with warmup the network converges better in the first 5 epochs",
+                 "cosine_warmup", "cosine", "train_loss", -1, epoch=4),
+    # the summary: lowering the rate during training improves accuracy and reduces overfitting
+    *(c for run in ("square_root", "multi_step", "cosine", "cosine_warmup")
+      for measure, what, sign in (("test_acc", "improves accuracy", +1), ("gap", "reduces overfitting", -1))
+      for c in _d2l_claims("comparison", f"decay_{measure}_{run}", f"decaying the rate ({D2L_LABELS[run]}) {what}",
+                           run, "constant", measure, sign)),
+    # ---- a run at a constant rate ends noisily: its last three epochs against its last one
+    _course("comparison", "cosine_vs_constant_last3", "the cosine against the constant rate, on the mean of the "
+            "last three epochs", "d2l", _CORRECTED["cosine"], _CORRECTED["constant"], epoch="last3"),
+    _course("comparison", "sqrt_vs_constant_last3", "the square root against the constant rate, on the mean of "
+            "the last three epochs", "d2l", _CORRECTED["square_root"], _CORRECTED["constant"], epoch="last3"),
+)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def with_measures(frame):
+    """The table with two per-run measures added to every row: ``gap`` (train acc - test acc of that
+    epoch) and ``roughness`` (the run's mean absolute change of test accuracy from one epoch to the
+    next over the last two thirds of its epochs)."""
+    frame = frame.assign(gap=frame["train_acc"] - frame["test_acc"])
+    keys = ["experiment", "variant", "schedule", "seed", "data"]
+    last = frame.groupby(keys)["epoch"].transform("max")
+    late = frame[frame["epoch"] >= (last + 1) / 3].sort_values("epoch")
+    rough = late.groupby(keys)["test_acc"].apply(lambda s: s.diff().abs().mean()).rename("roughness")
+    return frame.join(rough, on=keys)
+
+
+@functools.lru_cache(maxsize=None)
+def _table(study: str, where: str):
+    return with_measures(_results.read_table(Path(where) / f"{study}.csv"))
+
+
+def _where(where) -> str:
+    return str(_results.results_dir() if where is None else Path(where))
+
+
+def evaluate(claim: Claim, where=None) -> tuple:
+    """``(epoch, PairedDifference)`` of ``claim`` on the tables in ``where`` (default: the committed results);
+    ``epoch`` is the epoch compared (the runs' last, for ``epoch=None``) or ``"last3"``."""
+    where = _where(where)
+    a_frame = _table(claim.study, where)
+    b_frame = a_frame if claim.study_b is None else _table(claim.study_b, where)
+    a, b = dict(zip(("variant", "schedule"), claim.a)), dict(zip(("variant", "schedule"), claim.b))
+    p = _results.paired(a_frame, a, b, metric=claim.measure, epoch=claim.epoch, frame_b=b_frame)
+    epoch = claim.epoch if claim.epoch is not None else int(_results.select(a_frame, **a)["epoch"].max())
+    return epoch, p
+
+
+def verdict_table(claims=CLAIMS, where=None):
+    """One row per claim (:data:`COLUMNS`), from the tables in ``where``."""
+    import pandas as pd
+
+    rows = []
+    for c in claims:
+        epoch, p = evaluate(c, where)
+        rows.append({"chapter": c.chapter, "claim": c.claim,
+                     "study": c.study if c.study_b is None else f"{c.study}+{c.study_b}", "epoch": str(epoch),
+                     "measure": c.measure, "variant_a": c.a[0], "schedule_a": c.a[1], "variant_b": c.b[0],
+                     "schedule_b": c.b[1], "n": p.n, "mean_diff": p.mean_diff, "ci_low": p.ci_low,
+                     "ci_high": p.ci_high, "sign_count": p.sign_count, "verdict": p.verdict})
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def write_verdicts(where=None) -> Path:
+    """Write ``verdicts.csv`` into ``where`` (default: the committed results), atomically; return its path."""
+    where = Path(_where(where))
+    _table.cache_clear()
+    path = where / VERDICTS_FILE
+    _results.write_atomic(path, verdict_table(where=where).to_csv(index=False, lineterminator="\n"))
+    return path
+
+
+def read_verdicts(where=None):
+    """``verdicts.csv`` as a DataFrame (``epoch`` as text: a number or ``last3``)."""
+    import pandas as pd
+
+    path = Path(_where(where)) / VERDICTS_FILE
+    if not path.is_file():
+        raise _results.ResultsError(f"{path} does not exist: `make verdicts` writes it from the result tables")
+    return pd.read_csv(path, dtype={"epoch": str})
+
+
+def finding(claim: str, where=None) -> dict:
+    """The row of ``verdicts.csv`` for ``claim``, with the :class:`~lrlab.stats.PairedDifference` as ``paired``."""
+    table = read_verdicts(where)
+    rows = table[table["claim"] == claim]
+    if len(rows) != 1:
+        raise KeyError(f"verdicts.csv has no claim {claim!r}; the claims are in lrlab.course.verdicts.CLAIMS "
+                       f"(run `make verdicts` after adding one)")
+    row = rows.iloc[0].to_dict()
+    row["paired"] = PairedDifference(int(row["n"]), float(row["mean_diff"]), float("nan"), float(row["ci_low"]),
+                                     float(row["ci_high"]), int(row["sign_count"]))
+    return row
+
+
+def source_verdict(verdict: str, expects: int) -> str:
+    """A source's statement measured: ``supported`` (the paired verdict goes the way the source says),
+    ``contradicted`` (the other way), or ``not shown`` (no difference shown)."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}; got {verdict!r}")
+    if verdict == "no difference shown":
+        return "not shown"
+    return "supported" if (verdict == "higher") == (expects > 0) else "contradicted"
+
+
+# --------------------------------------------------------------------------- d2l's printed runs
+
+
+def results_rows(runs=D2L_RUNS, variants=("corrected", "published")):
+    """Rows for :func:`lrlab.course.results.compare_table`: for each of d2l's runs, the course's runs of each
+    variant and the numbers d2l printed (one run each)."""
+    names = {"corrected": "lrlab, schedule as described", "published": "lrlab, rates d2l's code used"}
+    rows = {}
+    for run in runs:
+        if run not in D2L_RUNS:
+            raise ValueError(f"run={run!r} is not one of the section's runs; use one of {', '.join(map(repr, D2L_RUNS))}")
+        for variant in variants:
+            rows[f"{D2L_LABELS[run]}: {names[variant]}"] = {"variant": variant, "schedule": run}
+        rows[f"{D2L_LABELS[run]}: printed by d2l (one run)"] = PRINTED[run]
+    return rows
+
+
+def printed_vs_measured(frame, runs=D2L_RUNS, variant="published"):
+    """d2l's printed single run next to the course's runs of the same rates: how many standard deviations apart.
+
+    One row per run and metric (train loss, train acc, test acc): the number d2l printed, the mean and
+    standard deviation over the course's seeds of ``variant`` (default: the rates d2l's code used), and
+    ``z = (printed - mean) / sd``. d2l's run also differs in ways the table cannot show (its device, its
+    data loader's shuffling, no seed).
+    """
+    import math
+
+    import pandas as pd
+
+    rows = []
+    last = _results.final_epoch(frame)
+    for run in runs:
+        values = _results.select(last, variant=variant, schedule=run)
+        for metric, printed in zip(("train_loss", "train_acc", "test_acc"), PRINTED[run]):
+            mean, sd = float(values[metric].mean()), float(values[metric].std(ddof=1))
+            rows.append({"run": run, "metric": metric, "printed": printed, "mean": mean, "sd": sd,
+                         "z": (printed - mean) / sd if sd > 0 else math.nan})  # nan: the seeds agree exactly
+    return pd.DataFrame(rows)
