@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lrlab-installed
 
-.PHONY: book test install benchmark results sync student clean distclean
+.PHONY: book test install benchmark results verdicts sync student clean distclean
 
 # jupyter-book caches executed notebooks by their code, not by LRLAB_PROFILE: a cache made in
 # another profile is dropped with the pages built from it (Sphinx would otherwise keep the old pages
@@ -21,7 +21,7 @@ book: $(STAMP)
 	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(PROFILE))" ]; then rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute; fi
 	@echo "$(call CACHE_KEY,$(PROFILE))" > _build/.lrlab-profile
 	@# the datasets first: a missing one stops here with lrlab's message, before any notebook runs
-	LRLAB_PROFILE=$(PROFILE) $(BIN)/python -m lrlab data
+	LRLAB_PROFILE=$(PROFILE) $(BIN)/python -m lrlab.course data
 	@# figures need matplotlib's inline backend: an MPLBACKEND from the caller (the tests set Agg) would drop them
 	env -u MPLBACKEND $(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is in _build/html/index.html"
@@ -36,7 +36,12 @@ benchmark: $(STAMP)
 # STUDIES= and SEEDS= narrow it (e.g. make results STUDIES=mnist_cnn). Passive OpenMP waiting keeps
 # other work on a small machine from slowing the busy-waiting threads tenfold.
 results: $(STAMP)
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m lrlab.runner --profile full $(STUDIES) $(if $(SEEDS),--seeds $(SEEDS))
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m lrlab.course.runner --profile full $(STUDIES) $(if $(SEEDS),--seeds $(SEEDS))
+	$(BIN)/python -m lrlab.course verdicts
+
+# Every comparison the book states, from the result tables: book/results/verdicts.csv.
+verdicts: $(STAMP)
+	$(BIN)/python -m lrlab.course verdicts
 
 # The student edition for course labs: every chapter without its solutions (notebooks in
 # _build/student/book) and their HTML (_build/student/_build/html), executed in the smoke profile
@@ -44,16 +49,16 @@ results: $(STAMP)
 STUDENT_PROFILE := $(or $(LRLAB_PROFILE),smoke)
 
 student: $(STAMP)
-	$(BIN)/python -m lrlab student _build/student
+	$(BIN)/python -m lrlab.course student _build/student
 	@if [ "$$(cat _build/student/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(STUDENT_PROFILE))" ]; then rm -rf _build/student/_build/.jupyter_cache _build/student/_build/.doctrees _build/student/_build/html _build/student/_build/jupyter_execute; fi
 	@echo "$(call CACHE_KEY,$(STUDENT_PROFILE))" > _build/student/.lrlab-profile
-	LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/python -m lrlab data
+	LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/python -m lrlab.course data
 	env -u MPLBACKEND LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/jupyter-book build _build/student --warningiserror --nitpick --keep-going
 	@echo "The student edition is in _build/student: notebooks in book/, HTML in _build/html/index.html"
 
 # Copy the repository URL of pyproject.toml into _config.yml, the README and every chapter's set-up cell.
 sync: $(STAMP)
-	$(BIN)/python -m lrlab sync
+	$(BIN)/python -m lrlab.course sync
 
 install: $(STAMP)
 
@@ -65,7 +70,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r $(VENV)/requirements-without-d2l.txt
 	$(BIN)/python -m pip install --quiet --no-deps $$(grep '^d2l' requirements.txt)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -c "import torch, torchvision, lrlab, d2l.torch; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
+	$(BIN)/python -c "import torch, torchvision, lrlab, lrlab.course, d2l.torch; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
 	touch $@
 
 clean:        # the built book and its notebook cache

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from lrlab import profiles, results, runner  # noqa: E402
+from lrlab.course import profiles, provenance, results  # noqa: E402
 
 OUT = REPO / "book" / "results" / "chapter_times.csv"
 FIELDS = ("chapter", "profile", "seconds", "status", "device", "torch", "date", "git")
@@ -99,8 +99,8 @@ def main(argv=None) -> int:
     if "LRLAB_DATA" not in os.environ and shared.is_dir():
         os.environ["LRLAB_DATA"] = str(shared)  # the datasets beside the checkout, as the tests use them
     rows = read()
-    device = runner._device_text(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    commit = runner._git_commit()
+    device = provenance.device_text(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    commit = provenance.git_commit()
     for profile in args.profiles:
         for name in names:
             seconds, status = run_chapter(name, profile)

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import lrlab  # noqa: E402
+from lrlab import course  # noqa: E402
 from lrlab import data as lrdata  # noqa: E402
 
 
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
         train_iter, test_iter = lrdata.load_synthetic("fashion_mnist", 256, 60_000, 10_000, device="cpu")
         what = "synthetic Fashion-MNIST-shaped data"
     torch.manual_seed(0)
-    net = lrlab.LeNet().to(memory_format=torch.channels_last)
+    net = course.LeNet().to(memory_format=torch.channels_last)
     loss = nn.CrossEntropyLoss()
     opt = torch.optim.SGD(net.parameters(), lr=0.3)
     parts = dict.fromkeys(["batch (index, uint8 -> float)", "forward + loss", "backward", "optimizer step"], 0.0)

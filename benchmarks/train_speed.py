@@ -12,7 +12,7 @@ a temporary folder, then trains d2l's LeNet (batch 256, SGD lr 0.3, the section'
 ``d2l.try_gpu()`` picks):
 
 1. ``lrlab.train`` on ``lrlab.load_data_fashion_mnist(256, root=...)``;
-2. the section's own ``train`` (``lrlab.d2l_section.train``, verbatim) on
+2. the section's own ``train`` (``lrlab.sources.d2l_section.train``, verbatim) on
    ``d2l.load_data_fashion_mnist(256)``, which reads ``../data`` relative to the working directory,
    so the benchmark runs it from ``<tmp>/work`` with the files in ``<tmp>/data``. d2l's Animator is
    disabled (it only costs d2l time; the comparison stays conservative).
@@ -76,7 +76,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 import lrlab  # noqa: E402
-from lrlab import d2l_section  # noqa: E402
+from lrlab import course  # noqa: E402
+from lrlab.sources import d2l_section  # noqa: E402
 
 SHARED_FASHION = REPO.parent / "shared" / "data" / "FashionMNIST" / "raw"
 FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -157,7 +158,7 @@ class Loop:
 def lrlab_loop(data_root: Path, device: torch.device) -> Loop:
     train_iter, test_iter = lrlab.load_data_fashion_mnist(BATCH_SIZE, root=data_root, device=device)
     torch.manual_seed(0)
-    net = lrlab.LeNet()
+    net = course.LeNet()
     trainer = torch.optim.SGD(net.parameters(), lr=LR)
     loop = Loop("lrlab.train on lrlab.load_data_fashion_mnist", None)
     loop.history = []

@@ -68,17 +68,22 @@ class PairedDifference:
         return self.mean_diff / (self.sd_diff / math.sqrt(self.n))
 
     def describe(self, scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
-        """The verdict in words: ``"higher by +1.43 points [+0.87, +1.99], in 5 of 5 seeds"``.
+        """The verdict in words, with the 95 % interval and the seeds.
 
-        ``scale`` multiplies the numbers (100 turns an accuracy into points), ``unit`` follows them.
+        ``"higher by 1.43 points [0.87, 1.99], in 5 of 5 seeds"``, ``"lower by 1.10 points [0.47, 1.73], in
+        5 of 5 seeds"`` (the interval of the decrease), or ``"no difference shown (-0.49 points, interval
+        [-1.01, +0.02]; 4 of 5 seeds on the side of the mean)"``. ``scale`` multiplies the numbers (100 turns
+        an accuracy into points), ``unit`` follows them.
         """
         unit = f" {unit}" if unit else ""
         mean, lo, hi = (scale * v for v in (self.mean_diff, self.ci_low, self.ci_high))
-        interval = f"{mean:+.{digits}f}{unit} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
         seeds = f"{self.sign_count} of {self.n} seeds"
-        if self.verdict == "no difference shown":
-            return f"no difference shown: {interval}, the same sign in {seeds}"
-        return f"{self.verdict} by {interval}, in {seeds}"
+        if self.verdict == "higher":
+            return f"higher by {mean:.{digits}f}{unit} [{lo:.{digits}f}, {hi:.{digits}f}], in {seeds}"
+        if self.verdict == "lower":
+            return f"lower by {-mean:.{digits}f}{unit} [{-hi:.{digits}f}, {-lo:.{digits}f}], in {seeds}"
+        return (f"no difference shown ({mean:+.{digits}f}{unit}, interval [{lo:+.{digits}f}, {hi:+.{digits}f}]; "
+                f"{seeds} on the side of the mean)")
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> PairedDifference:

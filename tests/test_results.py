@@ -144,11 +144,12 @@ def test_paired_comparison_by_hand():
     assert p.ci_low < 0 < p.ci_high and p.verdict == "no difference shown" and p.sign_count == 3
     # the same differences shifted by 2.5: the interval leaves 0 behind
     q = lrlab.paired_difference([4.5, 6.5, 8.5], [1.0, 2.0, 3.0])
-    assert q.verdict == "higher" and q.describe() == "higher by +4.50 [+2.02, +6.98], in 3 of 3 seeds"
+    assert q.verdict == "higher" and q.describe() == "higher by 4.50 [2.02, 6.98], in 3 of 3 seeds"
     r = lrlab.paired_difference([1.0, 2.0, 3.0], [4.5, 6.5, 8.5])
     assert r.verdict == "lower" and r.sign_count == 3 and r.ci_high < 0
-    assert p.describe(scale=100, digits=0, unit="points") == ("no difference shown: +200 points [-48, +448], the "
-                                                              "same sign in 3 of 3 seeds")
+    assert r.describe() == "lower by 4.50 [2.02, 6.98], in 3 of 3 seeds"
+    assert p.describe(scale=100, digits=0, unit="points") == ("no difference shown (+200 points, interval [-48, +448]; "
+                                                              "3 of 3 seeds on the side of the mean)")
 
 
 def test_pairing_finds_what_the_group_rule_misses():

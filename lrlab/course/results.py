@@ -267,56 +267,72 @@ def select(frame, **where):
     return rows
 
 
-def _per_run(frame, epoch):
-    """One value per run: at its last epoch (``epoch=None``), at ``epoch``, or ``"last3"``: the mean of its last
-    three epochs (a run that ends at a rate that is not small moves from epoch to epoch; the mean steadies it)."""
-    keys = list(RUN_KEY) + ["data"]
+def _compared_epochs(runs, epoch):
+    """The epochs a comparison reads: ``(e,)`` for an epoch number; for None the last epoch of ``runs`` (which
+    must all have trained as long); for ``"last3"`` that epoch and the two before it."""
+    if isinstance(epoch, int) and not isinstance(epoch, bool):
+        return (epoch,)
+    if epoch is not None and epoch != "last3":
+        raise ValueError(f"epoch must be None (the runs' last), an epoch number or 'last3'; got {epoch!r}")
+    lasts = runs.groupby(list(RUN_KEY) + ["data"])["epoch"].max()
+    if lasts.nunique() != 1:
+        raise ValueError(f"the runs end at different epochs ({sorted(lasts.unique())}); name the epoch to compare")
+    last = int(lasts.iloc[0])
     if epoch is None:
-        return final_epoch(frame)
-    if epoch == "last3":
-        last = frame.groupby(keys, sort=False)["epoch"].transform("max")
-        tail = frame[frame["epoch"] > last - 3]
-        counts = tail.groupby(keys, sort=False)["epoch"].transform("count")
-        if (counts < 3).any():
-            raise ValueError("epoch='last3' needs runs of at least three epochs")
-        numeric = [c for c in tail.columns if c not in keys and c != "epoch"]
-        return tail.groupby(keys, sort=False)[numeric].mean().reset_index()
-    if isinstance(epoch, bool) or not isinstance(epoch, int):
-        raise ValueError(f"epoch must be None (each run's last), an epoch number or 'last3'; got {epoch!r}")
-    rows = frame[frame["epoch"] == epoch]
-    if rows.empty:
-        raise ValueError(f"no run has epoch {epoch}")
-    return rows
+        return (last,)
+    if last < 2:
+        raise ValueError("epoch='last3' needs runs of at least three epochs")
+    return (last - 2, last - 1, last)
 
 
-def paired_values(frame, a: dict, b: dict, metric: str = "test_acc", epoch=None, frame_b=None):
-    """``(seeds, values of a, values of b)``: the runs ``a`` and ``b`` select (dicts of column values), one
-    value of ``metric`` per run (at ``epoch``: see :func:`paired`), matched by seed; ``b`` is read from
-    ``frame_b`` when given (an arm of another table). Only seeds that both sides have are kept."""
+def _per_run(runs, epochs, metric: str):
+    """``metric`` of each run (indexed by seed), averaged over ``epochs``; a run without one of them is an error."""
+    rows = runs[runs["epoch"].isin(epochs)]
+    counts = rows.groupby("seed")["epoch"].nunique()
+    if counts.empty or (counts < len(epochs)).any():
+        raise ValueError(f"not every run has the epochs {list(epochs)}")
+    if rows.groupby("seed")["variant"].size().gt(len(epochs)).any():
+        raise ValueError("the selection holds more than one run per seed; name the variant and schedule")
+    return rows.groupby("seed")[metric].mean()
+
+
+def paired_values(frame, a: dict, b: dict, metric: str = "test_acc", epoch=None, frame_b=None, epoch_b=None):
+    """``(seeds, values of a, values of b)``: the runs ``a`` and ``b`` select (dicts of column values), matched
+    by seed, each run's ``metric`` at the compared epochs; ``b`` is read from ``frame_b`` when given (an arm of
+    another table). Only seeds that both sides have are kept.
+
+    ``epoch``: an epoch number; None, the last epoch of ``a``'s runs; or ``"last3"``, the mean over that
+    epoch and the two before it. Both sides are read at the same epochs, so a 10-epoch arm is compared with
+    the first 10 epochs of a longer one. ``epoch_b``: read ``b`` at other epochs (the same forms), e.g. a
+    run's snapshot at epoch 9 against another's end.
+    """
     import numpy as np
 
     other = frame if frame_b is None else frame_b
     for f in (frame, other):
         if metric not in f.columns or metric in RUN_KEY + ("epoch", "data"):
             raise ValueError(f"metric={metric!r} is not a metric column; use one of {list(_RATES)} or a column you added")
-    sides = []
-    for sel, f in ((a, frame), (b, other)):
-        runs = _per_run(select(f, **sel), epoch)
-        if runs["seed"].duplicated().any():
-            raise ValueError(f"{sel} selects more than one run per seed; name the variant and schedule")
-        sides.append(runs.set_index("seed")[metric])
-    seeds = sorted(set(sides[0].index) & set(sides[1].index))
-    return seeds, np.array([sides[0][s] for s in seeds], float), np.array([sides[1][s] for s in seeds], float)
+    runs_a, runs_b = select(frame, **a), select(other, **b)
+    epochs = _compared_epochs(runs_a, epoch)
+    epochs_b = epochs if epoch_b is None else _compared_epochs(runs_b, epoch_b)
+    try:
+        va, vb = _per_run(runs_a, epochs, metric), _per_run(runs_b, epochs_b, metric)
+    except ValueError as err:
+        raise ValueError(f"paired {a} and {b}: {err}") from None
+    seeds = sorted(set(va.index) & set(vb.index))
+    return seeds, np.array([va[s] for s in seeds], float), np.array([vb[s] for s in seeds], float)
 
 
-def paired(frame, a: dict, b: dict, metric: str = "test_acc", epoch=None, frame_b=None, level: float = 0.95):
+def paired(frame, a: dict, b: dict, metric: str = "test_acc", epoch=None, frame_b=None, level: float = 0.95,
+           epoch_b=None):
     """The paired comparison of the runs ``a`` and ``b`` select, seed by seed: ``a - b`` on ``metric``
     (:class:`lrlab.stats.PairedDifference`: mean, 95 % t-interval, seeds of the same sign, verdict).
 
-    ``epoch``: None (each run's last epoch), an epoch number, or ``"last3"`` (each run's mean over its last
-    three epochs). ``frame_b``: the table of ``b`` when it is not ``frame``. Needs at least two common seeds.
+    ``epoch`` as in :func:`paired_values`: None (``a``'s last epoch), an epoch number, or ``"last3"``.
+    ``frame_b``: the table of ``b`` when it is not ``frame``; ``epoch_b``: ``b``'s epochs when they are not
+    ``a``'s. Needs at least two common seeds.
     """
-    seeds, va, vb = paired_values(frame, a, b, metric, epoch, frame_b)
+    seeds, va, vb = paired_values(frame, a, b, metric, epoch, frame_b, epoch_b)
     if len(seeds) < 2:
         raise ValueError(f"paired: {a} and {b} share {len(seeds)} seed(s); a paired comparison needs at least two")
     return paired_difference(va, vb, level)

@@ -41,7 +41,8 @@ class Claim:
 
     ``chapter``: the label of the chapter that states it. ``study``: the table of ``a`` (and of ``b``,
     unless ``study_b`` names another). ``epoch``: None (each run's last epoch), an epoch number, or
-    ``"last3"`` (the mean of each run's last three epochs). ``says``: the statement in words. ``expects``:
+    ``"last3"`` (the mean of each run's last three epochs); ``epoch_b``: ``b``'s, when it is read at another
+    epoch than ``a`` (written ``"9/29"`` in the file). ``says``: the statement in words. ``expects``:
     the direction a source states (+1: ``a`` is higher, -1: lower); 0 for the course's own comparisons.
     """
 
@@ -55,6 +56,7 @@ class Claim:
     epoch: Any = None
     study_b: Optional[str] = None
     expects: int = 0
+    epoch_b: Any = None
 
 
 def _d2l_claims(chapter: str, name: str, says: str, a: str, b: str, measure: str, expects: int, epoch=None) -> tuple:
@@ -64,11 +66,15 @@ def _d2l_claims(chapter: str, name: str, says: str, a: str, b: str, measure: str
 
 
 def _course(chapter: str, claim: str, says: str, study: str, a, b, measure: str = "test_acc", epoch=None,
-            study_b: Optional[str] = None) -> Claim:
-    return Claim(chapter, claim, says, study, tuple(a), tuple(b), measure, epoch, study_b)
+            study_b: Optional[str] = None, epoch_b=None) -> Claim:
+    return Claim(chapter, claim, says, study, tuple(a), tuple(b), measure, epoch, study_b, epoch_b=epoch_b)
 
 
 _CORRECTED = {run: ("corrected", run) for run in D2L_RUNS}
+_CYCLES = ("one_cycle", "one_cycle_no_momentum", "restarts", "cosine_cycled_momentum")
+#: The MNIST tutorial's variants, by the names its claims use.
+MNIST_ARMS = {"step": ("as_written", "step"), "cosine_written": ("as_written", "cosine"),
+              "cosine_corrected": ("corrected", "cosine"), "constant": ("course", "constant")}
 
 #: Every comparison the book states, chapter by chapter.
 CLAIMS = (
@@ -92,6 +98,38 @@ CLAIMS = (
       for measure, what, sign in (("test_acc", "improves accuracy", +1), ("gap", "reduces overfitting", -1))
       for c in _d2l_claims("comparison", f"decay_{measure}_{run}", f"decaying the rate ({D2L_LABELS[run]}) {what}",
                            run, "constant", measure, sign)),
+    # ---- the MNIST tutorial's four variants, every pair (Adam, 10 epochs; seeds 42 to 46)
+    *(_course("mnist-step-cosine", f"mnist_{na}_vs_{nb}", f"{na} against {nb}", "mnist_cnn", a, b)
+      for (na, a), (nb, b) in ((x, y) for i, x in enumerate(MNIST_ARMS.items())
+                               for y in list(MNIST_ARMS.items())[i + 1:])),
+    # ---- the range test's suggestions, 10 epochs, against the first 10 epochs of d2l's constant 0.3
+    *(_course("lr-finder", f"lr_find_{rule}_vs_constant{tail}", f"a constant rate at the {rule} rule's median "
+              f"against d2l's 0.3, after 10 epochs{what}", "lr_find", ("range_test", rule), _CORRECTED["constant"],
+              epoch=epoch, study_b="d2l")
+      for rule in ("valley", "minimum") for tail, what, epoch in (("", "", None), ("_last3", " (epochs 8-10)", "last3"))),
+    # ---- cycles, against d2l's cosine and constant rate; the 2 x 2 of shape and momentum
+    *(_course("cycles", f"{a}_vs_{b}{'' if measure == 'test_acc' else '_' + measure}",
+              f"{a} against {b} ({measure})", "cycles", ("course", a) if a in _CYCLES else _CORRECTED[a],
+              ("course", b) if b in _CYCLES else _CORRECTED[b], measure,
+              study_b=None if b in _CYCLES else "d2l")
+      for a, b in (("one_cycle", "cosine"), ("one_cycle_no_momentum", "cosine"), ("one_cycle", "one_cycle_no_momentum"))
+      for measure in ("test_acc", "test_loss", "train_loss")),
+    _course("cycles", "one_cycle_vs_constant", "one-cycle against the constant 0.3", "cycles", ("course", "one_cycle"),
+            _CORRECTED["constant"], study_b="d2l"),
+    _course("cycles", "restarts_vs_cosine", "warm restarts against d2l's cosine", "cycles", ("course", "restarts"),
+            _CORRECTED["cosine"], study_b="d2l"),
+    _course("cycles", "restarts_vs_constant", "warm restarts against the constant 0.3", "cycles",
+            ("course", "restarts"), _CORRECTED["constant"], study_b="d2l"),
+    _course("cycles", "restart_drop", "right after the restart (epoch 10) against the end of the first cycle (epoch 9)",
+            "cycles", ("course", "restarts"), ("course", "restarts"), epoch=10, epoch_b=9),
+    _course("cycles", "snapshot_vs_constant", "the restarts' snapshot after 10 epochs against the constant 0.3 "
+            "after 30", "cycles", ("course", "restarts"), _CORRECTED["constant"], epoch=9, study_b="d2l", epoch_b=29),
+    # ---- an unknown budget: WSD and schedule-free against a cosine planned for each budget
+    *(_course("unknown-budget", f"wsd_vs_cosine_{B}", f"warmup-stable-decay against a cosine, both for {B} epochs",
+              "budget", ("budget", f"wsd_{B}"), ("budget", f"cosine_{B}")) for B in (10, 20, 30)),
+    *(_course("unknown-budget", f"schedule_free_vs_cosine_{B}", f"schedule-free SGD after {B} epochs against a "
+              f"cosine planned for {B}", "budget", ("budget", "schedule_free"), ("budget", f"cosine_{B}"), epoch=B - 1)
+      for B in (10, 20, 30)),
     # ---- a run at a constant rate ends noisily: its last three epochs against its last one
     _course("comparison", "cosine_vs_constant_last3", "the cosine against the constant rate, on the mean of the "
             "last three epochs", "d2l", _CORRECTED["cosine"], _CORRECTED["constant"], epoch="last3"),
@@ -131,9 +169,12 @@ def evaluate(claim: Claim, where=None) -> tuple:
     a_frame = _table(claim.study, where)
     b_frame = a_frame if claim.study_b is None else _table(claim.study_b, where)
     a, b = dict(zip(("variant", "schedule"), claim.a)), dict(zip(("variant", "schedule"), claim.b))
-    p = _results.paired(a_frame, a, b, metric=claim.measure, epoch=claim.epoch, frame_b=b_frame)
+    p = _results.paired(a_frame, a, b, metric=claim.measure, epoch=claim.epoch, frame_b=b_frame,
+                        epoch_b=claim.epoch_b)
     epoch = claim.epoch if claim.epoch is not None else int(_results.select(a_frame, **a)["epoch"].max())
-    return epoch, p
+    if claim.epoch_b is not None:
+        epoch = f"{epoch}/{claim.epoch_b}"
+    return epoch, p  # the epoch compared: a's last, when the claim names none
 
 
 def verdict_table(claims=CLAIMS, where=None):

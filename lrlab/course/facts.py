@@ -1,0 +1,188 @@
+"""What each chapter's prose quotes, computed from the committed results: one function per chapter.
+
+A chapter glues its numbers and verdicts into its sentences with one cell (hidden in the book)::
+
+    course.glue(**facts.cosine_warmup())
+
+and ``tests/test_facts.py`` checks, against the same files, what the sentences around the glued values
+rely on (that a difference is a difference, that a run diverged). Verdicts come from
+``book/results/verdicts.csv`` (:mod:`lrlab.course.verdicts`) and read like
+``"higher by +1.43 points [+0.87, +1.99], in 5 of 5 seeds"`` (:meth:`lrlab.PairedDifference.describe`).
+
+Every function takes ``where``: the results folder (default :func:`lrlab.course.results.results_dir`).
+"""
+
+from __future__ import annotations
+
+from ..stats import paired_difference
+from . import results as _results
+from . import verdicts as _verdicts
+
+__all__ = ["verdict", "says", "source", "why_schedule", "sqrt_factor", "piecewise_constant", "cosine_warmup",
+           "mnist_cnn", "lr_finder", "cycles", "unknown_budget"]
+
+
+def verdict(claim: str, where=None) -> str:
+    """The verdict of ``claim`` in ``verdicts.csv``: higher, lower or no difference shown."""
+    return _verdicts.finding(claim, where)["verdict"]
+
+
+def says(claim: str, where=None, scale: float = 100.0, digits: int = 2, unit: str = "points") -> str:
+    """The verdict of ``claim`` in words, with its interval and its seeds (accuracy in points by default)."""
+    return _verdicts.finding(claim, where)["paired"].describe(scale, digits, unit)
+
+
+def source(claim: str, where=None) -> str:
+    """A source's statement measured: supported, contradicted or not shown (see :func:`verdicts.source_verdict`)."""
+    expects = {c.claim: c.expects for c in _verdicts.CLAIMS}[claim]
+    return _verdicts.source_verdict(verdict(claim, where), expects)
+
+
+def _d2l(where=None):
+    return _results.read_table("d2l" if where is None else f"{where}/d2l.csv")
+
+
+# --------------------------------------------------------------------------- the chapters
+
+
+def why_schedule(where=None) -> dict:
+    """'Why schedule the learning rate': the constant 0.3 over seeds; how it ends; d2l's printed run."""
+    d2l = _d2l(where)
+    runs = _verdicts.with_measures(_results.select(d2l, variant="corrected", schedule="constant"))
+
+    def window(first, last):
+        return runs[runs.epoch.between(first, last)].groupby("seed")[["train_acc", "test_acc"]].mean()
+
+    rise = window(25, 29) - window(15, 19)  # from the middle of the run to its end, per seed
+    final = _results.final_epoch(runs)
+    printed = _verdicts.printed_vs_measured(d2l, ["constant"]).set_index("metric")
+    return {"c2_n": len(final), "c2_train_rise": 100 * rise.train_acc.mean(),
+            "c2_train_rise_min": 100 * rise.train_acc.min(), "c2_test_rise": 100 * rise.test_acc.mean(),
+            "c2_gap": 100 * final.gap.mean(), "c2_gap_sd": 100 * final.gap.std(),
+            "c2_rough": 100 * final.roughness.mean(), "c2_test": final.test_acc.mean(),
+            "c2_test_sd": final.test_acc.std(), "c2_printed_z": printed.loc["test_acc", "z"]}
+
+
+def sqrt_factor(where=None) -> dict:
+    """'The square-root and factor schedules': d2l's four statements, and the paired method introduced."""
+    d2l = _d2l(where)
+    final = _results.final_epoch(d2l).set_index(["variant", "schedule", "seed"])
+    norm_ratio = (final.loc[("corrected", "square_root"), "weight_norm"].mean()
+                  / final.loc[("corrected", "constant"), "weight_norm"].mean())
+    constant, sqrt = {"variant": "corrected", "schedule": "constant"}, {"variant": "corrected", "schedule": "square_root"}
+    seeds, a, b = _results.paired_values(d2l, sqrt, constant)
+    sd_a, sd_b = a.std(ddof=1), b.std(ddof=1)
+    out = {"c3_norm": 100 * (1 - norm_ratio), "c3_n": len(seeds),
+           "c3_sd_sqrt": 100 * sd_a, "c3_sd_const": 100 * sd_b, "c3_sd_diff": 100 * paired_difference(a, b).sd_diff,
+           "c3_last3": says("sqrt_vs_constant_last3", where)}
+    for name in ("sqrt_better", "sqrt_smoother", "sqrt_less_overfitting", "small_steps_near_zero"):
+        for variant in ("corrected", "published"):
+            claim = f"{name}_{variant}"
+            out[f"c3_{name}_{variant}"] = source(claim, where)
+    out["c3_acc"] = says("sqrt_better_corrected", where)
+    out["c3_acc_published"] = says("sqrt_better_published", where)
+    out["c3_gap"] = says("sqrt_less_overfitting_corrected", where)
+    out["c3_rough"] = says("sqrt_smoother_corrected", where)
+    out["c3_rough_published"] = says("sqrt_smoother_published", where)
+    return out
+
+
+def piecewise_constant(where=None) -> dict:
+    """'Piecewise constant schedules': the cut at epoch 15, paired within each run; d2l's 'better solution'."""
+    d2l = _d2l(where)
+    described = _results.select(d2l, variant="corrected", schedule="multi_step")
+    loss = described.pivot(index="epoch", columns="seed", values="train_loss")  # one column per seed
+    at_cut = loss.loc[14] - loss.loc[15]  # the fall into epoch 15, the first at 0.25
+    before = loss.loc[13] - loss.loc[14]  # the fall one epoch earlier, still at 0.5
+    cut = paired_difference(at_cut, before)
+    return {"c4_at_cut": at_cut.mean(), "c4_before": before.mean(),
+            "c4_cut": cut.describe(scale=1, digits=3, unit=""), "c4_cut_verdict": cut.verdict,
+            "c4_better": says("multi_step_better_corrected", where),
+            "c4_better_published": says("multi_step_better_published", where),
+            "c4_better_source": source("multi_step_better_corrected", where),
+            "c4_better_source_published": source("multi_step_better_published", where)}
+
+
+def cosine_warmup(where=None) -> dict:
+    """'Cosine schedules and warmup': the cosines against the constant rate; warmup's first five epochs."""
+    d2l = _d2l(where)
+    warm_vs_plain = _results.paired(d2l, {"variant": "corrected", "schedule": "cosine_warmup"},
+                                    {"variant": "corrected", "schedule": "cosine"})
+    return {"c5_cos": says("cosine_better_corrected", where),
+            "c5_cos_published": says("cosine_better_published", where),
+            "c5_warm": says("decay_test_acc_cosine_warmup_corrected", where),
+            "c5_warm_published": says("decay_test_acc_cosine_warmup_published", where),
+            "c5_cos_source": source("cosine_better_corrected", where),
+            "c5_early": says("warmup_early_corrected", where, scale=1, digits=3, unit=""),
+            "c5_early_published": says("warmup_early_published", where, scale=1, digits=3, unit=""),
+            "c5_early_source": source("warmup_early_corrected", where),
+            "c5_early_source_published": source("warmup_early_published", where),
+            "c5_ww": warm_vs_plain.describe(100, 2, "points")}
+
+
+def mnist_cnn(where=None) -> dict:
+    """'StepLR and CosineAnnealingLR on MNIST': the four variants, every pair compared seed by seed."""
+    mnist = _results.read_table("mnist_cnn" if where is None else f"{where}/mnist_cnn.csv")
+    final = _results.final_epoch(mnist)
+    means = final.groupby(["variant", "schedule"])["test_acc"].mean()
+    claims = [c.claim for c in _verdicts.CLAIMS if c.chapter == "mnist-step-cosine"]
+    shown = [c for c in claims if verdict(c, where) != "no difference shown"]
+    widest = max(claims, key=lambda c: _verdicts.finding(c, where)["ci_high"] - _verdicts.finding(c, where)["ci_low"])
+    return {"mnist_n_seeds": int(final.groupby(["variant", "schedule"]).size().min()),
+            "mnist_acc_low": 100 * means.min(), "mnist_acc_high": 100 * means.max(),
+            "mnist_fraction": 100 * 8000 / 60000, "mnist_pairs": len(claims), "mnist_shown": len(shown),
+            "mnist_written_vs_corrected": says("mnist_cosine_written_vs_cosine_corrected", where),
+            "mnist_step_vs_constant": says("mnist_step_vs_constant", where),
+            "mnist_widest": says(widest, where)}
+
+
+def _table(name: str, where=None):
+    return _results.read_table(name if where is None else f"{where}/{name}.csv")
+
+
+def lr_finder(where=None) -> dict:
+    """'Finding the learning rate': the rates the range test suggested, and training at them."""
+    from .studies import range_test_rates
+
+    rates = range_test_rates(_results.results_dir() if where is None else where)
+    found = _table("lr_find", where)
+    steepest = _results.final_epoch(_results.select(found, schedule="steepest"))
+    return {"c9a_valley": rates["valley"], "c9a_minimum": rates["minimum"], "c9a_steepest": rates["steepest"],
+            "c9a_vd": says("lr_find_valley_vs_constant", where), "c9a_vd3": says("lr_find_valley_vs_constant_last3", where),
+            "c9a_md": says("lr_find_minimum_vs_constant", where),
+            "c9a_md3": says("lr_find_minimum_vs_constant_last3", where),
+            "c9a_steep_acc": steepest.test_acc.max(), "c9a_steep_loss": steepest.train_loss.min(),
+            "c9a_epoch0": _results.select(_d2l(where), variant="corrected", schedule="constant", epoch=0)["train_loss"].mean()}
+
+
+def cycles(where=None) -> dict:
+    """'Cycles': one-cycle and warm restarts against d2l's cosine; shape and momentum separated."""
+    runs = _table("cycles", where)
+    last = _results.final_epoch(runs)
+    cycled = _results.select(last, schedule="cosine_cycled_momentum")
+    restart = _results.select(runs, schedule="restarts")
+    out = {f"c9b_{c.claim}": says(c.claim, where, *((100, 2, "points") if c.measure.endswith("acc") else (1, 3, "")))
+           for c in _verdicts.CLAIMS if c.chapter == "cycles"}
+    out.update(c9b_one_loss=_results.select(last, schedule="one_cycle").train_loss.mean(),
+               c9b_nomom_loss=_results.select(last, schedule="one_cycle_no_momentum").train_loss.mean(),
+               c9b_one_test_loss=_results.select(last, schedule="one_cycle").test_loss.mean(),
+               c9b_nomom_test_loss=_results.select(last, schedule="one_cycle_no_momentum").test_loss.mean(),
+               c9b_cycled_acc=cycled.test_acc.max(), c9b_cycled_loss=cycled.train_loss.min(),
+               c9b_end1=_results.select(restart, epoch=9).test_acc.mean(),
+               c9b_after=_results.select(restart, epoch=10).test_acc.mean(),
+               c9b_end2=_results.final_epoch(restart).test_acc.mean())
+    return out
+
+
+def unknown_budget(where=None) -> dict:
+    """'Schedules for an unknown budget': WSD and schedule-free against a cosine planned for each budget."""
+    from .studies import PROBE_EPOCHS, schedule_free_lr
+
+    budget = _table("budget", where)
+    probe = _results.final_epoch(_results.select(budget, variant="probe")).set_index("schedule")["train_loss"]
+    out = {f"c9c_wsd_{B}": says(f"wsd_vs_cosine_{B}", where) for B in (10, 20, 30)}
+    out.update({f"c9c_sf_{B}": says(f"schedule_free_vs_cosine_{B}", where) for B in (10, 20, 30)})
+    out.update(c9c_probe_03=probe["schedule_free@0.3"], c9c_probe_1=probe["schedule_free@1"],
+               c9c_probe_epochs=PROBE_EPOCHS,
+               c9c_sf_lr=schedule_free_lr(_results.results_dir() if where is None else where))
+    return out
