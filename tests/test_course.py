@@ -1,5 +1,6 @@
-"""lrlab.course: one repository URL everywhere, the chapters' set-up cell (run for real in a clean environment),
-the profile a CPU-only Colab gets, and the numbers glued into the book's prose."""
+"""lrlab.course.book: one repository URL everywhere, the chapters' set-up cell (run for real in a clean
+environment, where two chapters then run from the installed package), the profile a CPU-only Colab gets,
+and the numbers glued into the book's prose."""
 
 import json
 import os
@@ -57,7 +58,8 @@ def test_a_missing_repository_url_is_named(tmp_path):
 @pytest.mark.skipif(not (ROOT / ".venv").is_dir() and "VIRTUAL_ENV" not in os.environ,
                     reason="needs the course's virtual environment to lend the clean one its dependencies")
 def test_set_up_cell_installs_lrlab_into_a_clean_environment(tmp_path):
-    """The cell, run by a Python that has the course's dependencies but no lrlab, installs lrlab from a wheel.
+    """The cell, run by a Python that has the course's dependencies but no lrlab, installs lrlab from a wheel;
+    then two chapters that read the committed results run there, outside the repository.
 
     The clean environment is a venv without pip whose site-packages has a .pth line pointing at this
     environment's site-packages: torch and the rest (pip too) are importable, lrlab is not (its editable
@@ -91,6 +93,35 @@ def test_set_up_cell_installs_lrlab_into_a_clean_environment(tmp_path):
     again = subprocess.run([str(python), "-c", course.setup_cell_source()], cwd=tmp_path, env=env,
                            capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout == "", again.stderr  # with lrlab present it does nothing
+
+    # Two chapters that read the committed results, run where a reader opens them: outside the repository,
+    # with the installed package only (its results are package data), in the smoke profile.
+    kernels = tmp_path / "jupyter" / "kernels" / "lrlab-clean"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps({"argv": [str(python), "-m", "ipykernel_launcher", "-f",
+                                                              "{connection_file}"],
+                                                     "display_name": "clean", "language": "python"}))
+    run_chapters = (
+        "import sys, nbformat\n"
+        "from nbclient import NotebookClient\n"
+        "for path in sys.argv[1:]:\n"
+        "    nb = nbformat.read(path, as_version=4)\n"
+        "    NotebookClient(nb, timeout=600, kernel_name='lrlab-clean', resources={'metadata': {'path': '.'}}).execute()\n"
+        "    print('ran', path)\n")
+    chapters = ["02_why_schedule.ipynb", "09c_unknown_budget.ipynb"]
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    for name in chapters:
+        shutil.copy2(ROOT / "book" / name, reader / name)
+    env.update(JUPYTER_PATH=str(tmp_path / "jupyter"), LRLAB_PROFILE="smoke", MPLBACKEND="Agg")
+    env.pop("LRLAB_RESULTS", None)
+    ran = subprocess.run([str(python), "-c", run_chapters, *chapters], cwd=reader, env=env, capture_output=True,
+                         text=True, timeout=1200)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert ran.stdout.splitlines() == [f"ran {name}" for name in chapters]
+    installed = subprocess.run([str(python), "-c", "from lrlab.course import results; print(results.results_dir())"],
+                               cwd=reader, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert installed.startswith(str(env_dir)) and installed.endswith("lrlab/course/reference"), installed
 
 
 def test_cpu_only_colab_defaults_to_the_laptop_profile(monkeypatch):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 __all__ = ["ROOT", "repository_url", "setup_cell_source", "SETUP_CELL_ID", "glue", "sync", "stale",
-           "strip_solutions", "student_edition"]
+           "strip_solutions", "student_edition", "chapter_titles"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP_CELL_ID = "setup"
@@ -81,6 +81,31 @@ def glue(**values) -> None:
         elif isinstance(value, numbers.Real):
             value = float(value)
         _glue(name, value, display=False)
+
+
+def chapter_titles(root: Path = ROOT, by: str = "stem") -> dict:
+    """Every chapter's title (the first heading of its notebook, as the book's navigation names it), in the
+    order of the table of contents, keyed by the notebook's stem (``by="stem"``) or by the chapter's label,
+    the target its first line declares (``by="label"``, what ``{ref}`` links to)."""
+    import json
+
+    import yaml
+
+    if by not in ("stem", "label"):
+        raise ValueError(f"by must be 'stem' or 'label'; got {by!r}")
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    files = [entry["file"] for part in toc.get("parts", [toc]) for entry in part.get("chapters", [])]
+    titles = {}
+    for file in files:
+        path = root / f"{file}.ipynb"
+        if not path.is_file():
+            continue
+        text = "".join("".join(c["source"]) + "\n" for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+                       if c["cell_type"] == "markdown")
+        heading, label = re.search(r"^# (.+)$", text, re.M), re.search(r"^\((.+?)\)=$", text, re.M)
+        if heading:
+            titles[path.stem if by == "stem" else (label.group(1) if label else path.stem)] = heading.group(1).strip()
+    return titles
 
 
 # --------------------------------------------------------------------------------------------- sync

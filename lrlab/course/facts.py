@@ -19,7 +19,7 @@ from . import results as _results
 from . import verdicts as _verdicts
 
 __all__ = ["verdict", "says", "source", "why_schedule", "sqrt_factor", "piecewise_constant", "cosine_warmup",
-           "mnist_cnn", "lr_finder", "cycles", "unknown_budget"]
+           "mnist_cnn", "lr_finder", "cycles", "unknown_budget", "errata"]
 
 
 def verdict(claim: str, where=None) -> str:
@@ -185,4 +185,25 @@ def unknown_budget(where=None) -> dict:
     out.update(c9c_probe_03=probe["schedule_free@0.3"], c9c_probe_1=probe["schedule_free@1"],
                c9c_probe_epochs=PROBE_EPOCHS,
                c9c_sf_lr=schedule_free_lr(_results.results_dir() if where is None else where))
+    return out
+
+
+def errata(where=None) -> dict:
+    """'Errata': whether d2l's bugs moved its runs; its statements measured, counted by verdict."""
+    table = _verdicts.read_verdicts(where)
+    claims = {c.claim: c for c in _verdicts.CLAIMS}
+    statements = [c for c in _verdicts.CLAIMS if c.study == "d2l" and c.expects]
+    measured = {c.claim: _verdicts.source_verdict(table.set_index("claim").loc[c.claim, "verdict"], c.expects)
+                for c in statements}
+    published = {k: v for k, v in measured.items() if k.endswith("_published")}
+    changed = [k for k in published if measured[k] != measured[k.replace("_published", "_corrected")]]
+    bugs = table[table.claim.str.startswith("bugs_") & (table.measure == "test_acc")]
+    largest = bugs.loc[bugs.mean_diff.abs().idxmax()]
+    out = {"c11_n": len(published), "c11_supported": sum(v == "supported" for v in published.values()),
+           "c11_contradicted": sum(v == "contradicted" for v in published.values()),
+           "c11_not_shown": sum(v == "not shown" for v in published.values()),
+           "c11_changed": len(changed), "c11_changed_names": ", ".join(sorted(k[:-len("_published")] for k in changed)),
+           "c11_bugs_shown": int((bugs.verdict != "no difference shown").sum()), "c11_bugs_n": len(bugs),
+           "c11_largest": says(largest.claim, where), "c11_largest_run": claims[largest.claim].a[1]}
+    out.update({f"c11_{k}": v for k, v in measured.items()})
     return out

@@ -108,13 +108,9 @@ def results_dir() -> Path:
 
 
 def _installed_results() -> Optional[Path]:
-    """The results folder installed with the package, or None (a checkout without a build)."""
-    from importlib import resources
-
-    try:
-        folder = Path(str(resources.files("lrlab.course.reference")))
-    except (ModuleNotFoundError, TypeError):
-        return None
+    """The results folder installed with the package (``lrlab/course/reference`` in an installed wheel), or
+    None (a checkout, where ``book/results`` is found first)."""
+    folder = Path(__file__).resolve().parent / "reference"
     return folder if (folder / "d2l.csv").is_file() else None
 
 

@@ -98,6 +98,11 @@ CLAIMS = (
       for measure, what, sign in (("test_acc", "improves accuracy", +1), ("gap", "reduces overfitting", -1))
       for c in _d2l_claims("comparison", f"decay_{measure}_{run}", f"decaying the rate ({D2L_LABELS[run]}) {what}",
                            run, "constant", measure, sign)),
+    # ---- did d2l's bugs change where its runs ended? the rates its code used against the schedule described
+    *(_course("errata", f"bugs_{run}{'' if measure == 'test_acc' else '_' + measure}",
+              f"{D2L_LABELS[run]}: d2l's code against the text's schedule ({measure})", "d2l", ("published", run),
+              ("corrected", run), measure)
+      for run in D2L_RUNS[1:] for measure in ("test_acc", "train_loss")),
     # ---- the MNIST tutorial's four variants, every pair (Adam, 10 epochs; seeds 42 to 46)
     *(_course("mnist-step-cosine", f"mnist_{na}_vs_{nb}", f"{na} against {nb}", "mnist_cnn", a, b)
       for (na, a), (nb, b) in ((x, y) for i, x in enumerate(MNIST_ARMS.items())
