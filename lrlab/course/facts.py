@@ -19,7 +19,8 @@ from . import results as _results
 from . import verdicts as _verdicts
 
 __all__ = ["verdict", "says", "source", "why_schedule", "sqrt_factor", "piecewise_constant", "cosine_warmup",
-           "mnist_cnn", "lr_finder", "cycles", "unknown_budget", "errata"]
+           "mnist_cnn", "lr_finder", "cycles", "unknown_budget", "errata", "large_batches",
+           "warmup_multifactor", "comparison"]
 
 
 def verdict(claim: str, where=None) -> str:
@@ -206,4 +207,129 @@ def errata(where=None) -> dict:
            "c11_bugs_shown": int((bugs.verdict != "no difference shown").sum()), "c11_bugs_n": len(bugs),
            "c11_largest": says(largest.claim, where), "c11_largest_run": claims[largest.claim].a[1]}
     out.update({f"c11_{k}": v for k, v in measured.items()})
+    lb = large_batches(where)  # warmup and divergence, in d2l's regime (the section's summary: warmup prevents it)
+    out.update(c11_div_without=lb["c9d_d2l_linear_diverged"], c11_div_with=lb["c9d_d2l_linear_warmup_diverged"],
+               c11_div_n=lb["c9d_d2l_linear_n"], c11_learned_with=lb["c9d_d2l_linear_warmup_learned"])
+    warm = warmup_multifactor(where)
+    out.update(c11_warmup_faster=warm["c7_warmup_faster_source"], c11_warmup_stabler=warm["c7_warmup_stabler_source"])
+    return out
+
+
+#: A run "at chance": its final test accuracy within this of 0.1, a guess among Fashion-MNIST's ten classes.
+CHANCE_BAND = 0.005
+
+
+def _outcomes(runs) -> dict:
+    """How ``runs`` (final epochs) ended: diverged (a non-finite training loss), at chance, or learned."""
+    import numpy as np
+
+    diverged = ~np.isfinite(runs.train_loss)
+    chance = ~diverged & (runs.test_acc - 0.1).abs().lt(CHANCE_BAND)
+    return {"n": len(runs), "diverged": int(diverged.sum()), "chance": int(chance.sum()),
+            "learned": int((~diverged & ~chance).sum())}
+
+
+def large_batches(where=None) -> dict:
+    """'Large batches': what a larger batch costs, the linear rule from three base rates, and the warmup."""
+    import math
+
+    large = _table("large_batch", where)
+    last = _results.final_epoch(large)
+
+    def runs(batch, schedule):
+        return _results.select(last, variant=f"global{batch}", schedule=schedule)
+
+    out = {"c9d_chance": math.log(10)}
+    for prefix, tag in (("", "d2l"), ("goyal_", "goyal"), ("base0.1_", "b01")):
+        for batch in (256, 1024, 4096, 8192):
+            for rule in ("unscaled", "linear", "linear_warmup"):
+                if ((last.variant == f"global{batch}") & (last.schedule == prefix + rule)).any():
+                    o = _outcomes(runs(batch, prefix + rule))
+                    out.update({f"c9d_{tag}_{rule}_{batch}_{k}": v for k, v in o.items()})
+        for rule in ("linear", "linear_warmup"):
+            scaled = last[last.schedule == prefix + rule]
+            o = _outcomes(scaled)
+            out.update({f"c9d_{tag}_{rule}_{k}": v for k, v in o.items()})
+    for batch in (256, 1024, 4096, 8192):
+        acc = runs(batch, "unscaled").test_acc
+        out[f"c9d_unscaled_{batch}"], out[f"c9d_min_{batch}"], out[f"c9d_max_{batch}"] = acc.mean(), acc.min(), acc.max()
+    b01 = runs(1024, "base0.1_linear").test_acc
+    out.update(c9d_b01_1024=b01.mean(), c9d_b01_256=runs(256, "base0.1_unscaled").test_acc.mean(),
+               c9d_b01_unscaled_1024=runs(1024, "base0.1_unscaled").test_acc.mean())
+    for claim in ("lb_unscaled_1024_vs_256", "lb_base01_linear_vs_unscaled_1024", "lb_base01_linear_1024_vs_256",
+                  "lb_base01_warmup_vs_linear_1024"):
+        out[f"c9d_{claim}"] = says(claim, where)
+    # the room: what the tuned search measured at batch 256 with a constant rate (validation accuracy)
+    search = _results.final_epoch(_results.select(_table("tuned", where), variant="search"))
+    for peak in ("0.6", "1.2"):
+        out[f"c9d_room_{peak.replace('.', '')}"] = float(search[search.schedule == f"constant@{peak}"].val_acc.mean())
+    from .studies import range_test_rates
+
+    out["c9d_steepest"] = range_test_rates(_results.results_dir() if where is None else where)["steepest"]
+    return out
+
+
+def warmup_multifactor(where=None) -> dict:
+    """'Warmup, then multi-step decay': the tutorial's promise measured on the course's proxy."""
+    runs = _table("warmup", where)
+    early = _results.select(runs, epoch=4).groupby("schedule").train_loss.mean()
+    out = {f"c7_{c}": says(c, where, *((100, 2, "points") if c == "warmup_final" else (1, 3, "")))
+           for c in ("warmup_faster", "warmup_stabler", "warmup_final")}
+    out.update({f"c7_{c}_source": source(c, where) for c in ("warmup_faster", "warmup_stabler")})
+    out.update(c7_early_warm=early["warmup_multifactor"], c7_early_none=early["multi_step"],
+               c7_diverged=_outcomes(_results.final_epoch(runs))["diverged"], c7_n=len(_results.final_epoch(runs)))
+    return out
+
+
+def comparison(where=None) -> dict:
+    """'Comparing the schedules': d2l's five runs paired against the constant rate, each shape at its own
+    peak (the tuned study), and d2l's printed runs against the course's seeds."""
+    from ..sources.d2l_section import RUNS
+
+    d2l = _d2l(where)
+    final = _results.final_epoch(d2l)
+    sds = final.groupby(["variant", "schedule"]).test_acc.std()
+    out = {"c10_n": int(final.groupby(["variant", "schedule"]).size().min()),
+           "c10_sd_low": 100 * sds.min(), "c10_sd_high": 100 * sds.max(),
+           "c10_sd_widest": sds.loc["corrected"].idxmax()}
+    for run in RUNS[1:]:
+        for variant in ("corrected", "published"):
+            out[f"c10_{run}_{variant}_acc"] = says(f"decay_test_acc_{run}_{variant}", where)
+            out[f"c10_{run}_{variant}_gap"] = says(f"decay_gap_{run}_{variant}", where)
+            out[f"c10_{run}_{variant}_loss"] = says(f"decay_train_loss_{run}_{variant}", where, 1, 3, "")
+    for variant in ("corrected", "published"):
+        out[f"c10_ww_{variant}"] = says(f"warmup_vs_cosine_{variant}", where)
+    printed = _verdicts.printed_vs_measured(d2l).set_index(["run", "metric"])
+    far = printed[printed.z.abs() > 2]
+    out.update(c10_within=int((printed.z.abs() <= 2).sum()), c10_numbers=len(printed), c10_far=len(far),
+               c10_far_runs=", ".join(sorted({r for r, _ in far.index})),
+               c10_warm_mean=printed.loc[("cosine_warmup", "test_acc"), "mean"])
+    for metric in ("test_acc", "train_loss", "train_acc"):
+        out[f"c10_warm_z_{metric}"] = printed.loc[("cosine_warmup", metric), "z"]
+    # each shape at its own peak
+    from .studies import TUNED_PEAKS, tuned_peaks
+
+    peaks = tuned_peaks(_results.results_dir() if where is None else where)
+    tuned = _table("tuned", where)
+    search = _results.final_epoch(_results.select(tuned, variant="search"))
+    finals = _results.final_epoch(_results.select(tuned, variant="final"))
+    out.update(c10_peaks_n=len(TUNED_PEAKS), c10_peak_lo=min(TUNED_PEAKS), c10_peak_hi=max(TUNED_PEAKS))
+    for shape in RUNS:
+        name = f"{shape}@{peaks[shape]:g}"
+        out[f"c10_peak_{shape}"] = peaks[shape]
+        out[f"c10_val_{shape}"] = float(search[search.schedule == name].val_acc.mean())
+        out[f"c10_final_{shape}"] = float(finals[finals.schedule == name].test_acc.mean())
+        out[f"c10_tuned_vs_d2l_{shape}"] = says(f"tuned_vs_d2l_{shape}", where)
+        if shape != "constant":
+            out[f"c10_tuned_{shape}"] = says(f"tuned_{shape}_vs_constant", where)
+            out[f"c10_tuned_{shape}_last3"] = says(f"tuned_{shape}_vs_constant_last3", where)
+            out[f"c10_tuned_{shape}_verdict"] = verdict(f"tuned_{shape}_vs_constant", where)
+    best = max(RUNS, key=lambda s: out[f"c10_final_{s}"])
+    out.update(c10_best_shape=best, c10_best_shape_label=best.replace("_", " "),
+               c10_tuned_higher=sum(out.get(f"c10_tuned_{s}_verdict") == "higher" for s in RUNS[1:]),
+               c10_tuned_lower=sum(out.get(f"c10_tuned_{s}_verdict") == "lower" for s in RUNS[1:]))
+    # the best epoch against the last one (an exercise): who profits from picking it on the test set
+    gain = (d2l.groupby(["variant", "schedule", "seed"])["test_acc"].max()
+            - final.set_index(["variant", "schedule", "seed"])["test_acc"]).loc["corrected"].groupby("schedule").mean()
+    out.update(c10_gain_most=", ".join(gain.nlargest(2).index), c10_gain_least=", ".join(gain.nsmallest(2).index))
     return out

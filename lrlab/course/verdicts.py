@@ -135,6 +135,36 @@ CLAIMS = (
     *(_course("unknown-budget", f"schedule_free_vs_cosine_{B}", f"schedule-free SGD after {B} epochs against a "
               f"cosine planned for {B}", "budget", ("budget", "schedule_free"), ("budget", f"cosine_{B}"), epoch=B - 1)
       for B in (10, 20, 30)),
+    # ---- the warmup tutorial's promise, "stability and faster convergence", on the course's proxy
+    Claim("warmup-multifactor", "warmup_faster", "the tutorial's warmup converges faster (training loss after "
+          "epoch 5)", "warmup", ("course", "warmup_multifactor"), ("course", "multi_step"), "train_loss", 4,
+          expects=-1),
+    Claim("warmup-multifactor", "warmup_stabler", "the tutorial's warmup trains more stably (epoch-to-epoch change "
+          "of the test accuracy)", "warmup", ("course", "warmup_multifactor"), ("course", "multi_step"),
+          "roughness", expects=-1),
+    _course("warmup-multifactor", "warmup_final", "the tutorial's warmup against none, final test accuracy",
+            "warmup", ("course", "warmup_multifactor"), ("course", "multi_step")),
+    # ---- large batches: what a larger batch costs, and the linear rule where it has room
+    _course("large-batches", "lb_unscaled_1024_vs_256", "batch 1024 against 256, both at d2l's 0.3", "large_batch",
+            ("global1024", "unscaled"), ("global256", "unscaled")),
+    _course("large-batches", "lb_base01_linear_vs_unscaled_1024", "at batch 1024 from 0.1: scaled to 0.4 against "
+            "not scaled", "large_batch", ("global1024", "base0.1_linear"), ("global1024", "base0.1_unscaled")),
+    _course("large-batches", "lb_base01_linear_1024_vs_256", "batch 1024 scaled to 0.4 against batch 256 at 0.1",
+            "large_batch", ("global1024", "base0.1_linear"), ("global256", "base0.1_unscaled")),
+    _course("large-batches", "lb_base01_warmup_vs_linear_1024", "at batch 1024, scaled to 0.4: with a 2-epoch warmup "
+            "against without", "large_batch", ("global1024", "base0.1_linear_warmup"), ("global1024", "base0.1_linear")),
+    # ---- the comparison chapter: the training loss against the constant rate; the two cosines
+    *(_course("comparison", f"decay_train_loss_{run}_{variant}", f"{D2L_LABELS[run]} against the constant rate, "
+              f"training loss ({variant})", "d2l", (variant, run), (variant, "constant"), "train_loss")
+      for run in D2L_RUNS[1:] for variant in ("corrected", "published")),
+    *(_course("comparison", f"warmup_vs_cosine_{variant}", f"cosine with warmup against the cosine ({variant})", "d2l",
+              (variant, "cosine_warmup"), (variant, "cosine")) for variant in ("corrected", "published")),
+    # ---- each shape at its own peak (the tuned study's finals; "@*": the peak the search chose)
+    *(_course("comparison", f"tuned_{shape}_vs_constant{tail}", f"{D2L_LABELS[shape]} against the constant rate, "
+              f"each at its own peak{what}", "tuned", ("final", f"{shape}@*"), ("final", "constant@*"), epoch=epoch)
+      for shape in D2L_RUNS[1:] for tail, what, epoch in (("", "", None), ("_last3", ", last three epochs", "last3"))),
+    *(_course("comparison", f"tuned_vs_d2l_{shape}", f"{D2L_LABELS[shape]} at its own peak against d2l's peak",
+              "tuned", ("final", f"{shape}@*"), ("corrected", shape), study_b="d2l") for shape in D2L_RUNS),
     # ---- a run at a constant rate ends noisily: its last three epochs against its last one
     _course("comparison", "cosine_vs_constant_last3", "the cosine against the constant rate, on the mean of the "
             "last three epochs", "d2l", _CORRECTED["cosine"], _CORRECTED["constant"], epoch="last3"),
@@ -173,13 +203,25 @@ def evaluate(claim: Claim, where=None) -> tuple:
     where = _where(where)
     a_frame = _table(claim.study, where)
     b_frame = a_frame if claim.study_b is None else _table(claim.study_b, where)
-    a, b = dict(zip(("variant", "schedule"), claim.a)), dict(zip(("variant", "schedule"), claim.b))
+    a, b = _arm(a_frame, claim.a), _arm(b_frame, claim.b)
     p = _results.paired(a_frame, a, b, metric=claim.measure, epoch=claim.epoch, frame_b=b_frame,
                         epoch_b=claim.epoch_b)
     epoch = claim.epoch if claim.epoch is not None else int(_results.select(a_frame, **a)["epoch"].max())
     if claim.epoch_b is not None:
         epoch = f"{epoch}/{claim.epoch_b}"
     return epoch, p  # the epoch compared: a's last, when the claim names none
+
+
+def _arm(frame, arm: tuple) -> dict:
+    """``{"variant": ..., "schedule": ...}`` of ``arm``; a schedule ``"shape@*"`` names the one arm of that shape
+    the table has (the peak a search chose)."""
+    variant, schedule = arm
+    if schedule.endswith("@*"):
+        names = sorted({s for s in frame.loc[frame.variant == variant, "schedule"] if s.startswith(schedule[:-1])})
+        if len(names) != 1:
+            raise ValueError(f"{variant}/{schedule} matches {names or 'no arm'}; it must match exactly one")
+        schedule = names[0]
+    return {"variant": variant, "schedule": schedule}
 
 
 def verdict_table(claims=CLAIMS, where=None):
@@ -189,10 +231,14 @@ def verdict_table(claims=CLAIMS, where=None):
     rows = []
     for c in claims:
         epoch, p = evaluate(c, where)
+        w = _where(where)
+        a = _arm(_table(c.study, w), c.a)
+        b = _arm(_table(c.study_b or c.study, w), c.b)
         rows.append({"chapter": c.chapter, "claim": c.claim,
                      "study": c.study if c.study_b is None else f"{c.study}+{c.study_b}", "epoch": str(epoch),
-                     "measure": c.measure, "variant_a": c.a[0], "schedule_a": c.a[1], "variant_b": c.b[0],
-                     "schedule_b": c.b[1], "n": p.n, "mean_diff": p.mean_diff, "ci_low": p.ci_low,
+                     "measure": c.measure, "variant_a": a["variant"], "schedule_a": a["schedule"],
+                     "variant_b": b["variant"], "schedule_b": b["schedule"], "n": p.n, "mean_diff": p.mean_diff,
+                     "ci_low": p.ci_low,
                      "ci_high": p.ci_high, "sign_count": p.sign_count, "verdict": p.verdict})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
