@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
 from lrlab import (
+    ConstantScheduler,
     CosineScheduler,
     LinearWarmup,
     MultiFactorScheduler,
@@ -204,3 +205,49 @@ def test_trace_scheduler_plateau_needs_metrics():
         trace_scheduler(lambda o: L.ReduceLROnPlateau(o, patience=0), 3)
     lrs = trace_scheduler(lambda o: L.ReduceLROnPlateau(o, factor=0.5, patience=0), 4, lr=1.0, metrics=[1, 1, 1, 1])
     np.testing.assert_allclose(lrs, [1.0, 1.0, 0.5, 0.25])
+
+
+# ----------------------------------------------------------------- any param-group field
+
+
+def test_schedulelr_drives_weight_decay_and_momentum_with_the_rate():
+    params = [torch.nn.Parameter(torch.ones(2))]
+    opt = torch.optim.SGD(params, lr=0.3, momentum=0.0, weight_decay=5e-4)
+    wd = CosineScheduler(10, base_lr=5e-4, final_lr=5e-5)
+    momentum = lambda t: 0.9 - 0.01 * t  # noqa: E731
+    sched = ScheduleLR(opt, CosineScheduler(10, base_lr=0.3, final_lr=0.01), momentum=momentum,
+                       fields={"weight_decay": wd})
+    seen = []
+    for t in range(12):
+        group = opt.param_groups[0]
+        seen.append((group["lr"], group["momentum"], group["weight_decay"]))
+        opt.step()
+        sched.step()
+    for t, (lr, m, w) in enumerate(seen):
+        assert lr == pytest.approx(CosineScheduler(10, base_lr=0.3, final_lr=0.01)(t), rel=1e-12)
+        assert m == pytest.approx(0.9 - 0.01 * t, rel=1e-12) and w == pytest.approx(wd(t), rel=1e-12)
+    assert "fields" not in sched.state_dict() and sched.momentum is momentum
+
+
+def test_schedulelr_writes_adams_beta1_for_momentum():
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.ones(2))], lr=1e-3)
+    ScheduleLR(opt, ConstantScheduler(1e-3), fields={"momentum": lambda t: 0.8})
+    assert opt.param_groups[0]["betas"] == (0.8, 0.999)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(fields={"dampening_x": lambda t: 0.1}), ValueError, r"SGD's param groups have no field 'dampening_x'"),
+    (dict(fields={"lr": lambda t: 0.1}), ValueError, "the lr is the schedule itself"),
+    (dict(fields={"weight_decay": 0.1}), TypeError, "weight_decay must be callable"),
+    (dict(momentum=lambda t: 0.9, fields={"momentum": lambda t: 0.9}), ValueError, "give the momentum schedule once"),
+])
+def test_schedulelr_refuses_fields_it_cannot_drive(kwargs, error, message):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    with pytest.raises(error, match=message):
+        ScheduleLR(opt, ConstantScheduler(0.1), **kwargs)
+
+
+def test_schedulelr_refuses_a_field_value_out_of_range():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    with pytest.raises(ValueError, match=r"weight_decay\(0\) returned -1; it must be finite and >= 0"):
+        ScheduleLR(opt, ConstantScheduler(0.1), fields={"weight_decay": lambda t: -1})

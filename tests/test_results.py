@@ -329,6 +329,18 @@ def test_timing_by_hand(tmp_path):
                     "medians), on cpu (test), torch 2.0, 2.1, between 2026-01-01 09:00 and 2026-01-01 11:02 UTC.")
 
 
+def test_timing_names_the_cpus_the_runs_record(tmp_path):
+    results.write_table(tmp_path / "x.csv", rows())
+    runs = {"a": _run_provenance(60, "2026-01-01T10:00:00+00:00", "2026-01-01T10:01:00+00:00"),
+            "b": _run_provenance(60, "2026-01-01T11:00:00+00:00", "2026-01-01T11:01:00+00:00"),
+            "c": _run_provenance(60, "2026-01-01T12:00:00+00:00", "2026-01-01T12:01:00+00:00")}
+    runs["b"]["cpu"] = runs["c"]["cpu"] = "AuthenticAMD family 25 model 17 stepping 1, AVX512"
+    (tmp_path / "x.provenance.json").write_text(json.dumps({"runs": runs}))
+    assert results.timing("x", tmp_path)["cpus"] == {"AuthenticAMD family 25 model 17 stepping 1, AVX512": 2}
+    assert ("on cpu (test) (2 runs on AuthenticAMD family 25 model 17 stepping 1, AVX512; 1 from before the CPU id "
+            "was recorded), torch 2.0") in results.timing_text(["x"], tmp_path)
+
+
 def test_timing_without_runs_names_the_file(tmp_path):
     results.write_table(tmp_path / "x.csv", rows())
     (tmp_path / "x.provenance.json").write_text('{"runs": {}}')

@@ -517,3 +517,78 @@ def test_improved_cnn_reaches_96_percent_on_real_mnist_digits():
     assert h.stopped is None
     assert h.test_acc[-1] >= 0.96, h.to_table()
     assert h.train_loss[-1] < h.train_loss[0]
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _tiny_problem(n=64, batch=16):
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+    return lrlab.TensorLoader(X, y, batch, shuffle=True, seed=0)
+
+
+def test_callbacks_see_every_hook_in_order_and_can_stop_the_run():
+    from lrlab.callbacks import Callback
+
+    calls = []
+
+    class Spy(Callback):
+        def on_train_begin(self, state):
+            calls.append(("train_begin", state.epoch))
+
+        def on_epoch_begin(self, state):
+            calls.append(("epoch_begin", state.epoch))
+
+        def on_update_end(self, state):
+            calls.append(("update", state.update))
+
+        def on_epoch_end(self, state):
+            calls.append(("epoch_end", state.epoch, len(state.history)))
+            if state.epoch == 1:
+                state.stop = "enough"
+
+        def on_train_end(self, state):
+            calls.append(("train_end", len(state.history)))
+
+    loader = _tiny_problem()
+    net = torch.nn.Linear(4, 3)
+    h = train(net, loader, None, 5, torch.nn.CrossEntropyLoss(), torch.optim.SGD(net.parameters(), lr=0.1), "cpu",
+              live=False, callbacks=[Spy()])
+    assert len(h) == 2 and h.stopped is None  # a callback's stop ends the run; it is not a failure
+    assert calls[0] == ("train_begin", 0) and calls[-1] == ("train_end", 2)
+    assert calls[1:7] == [("epoch_begin", 0), ("update", 1), ("update", 2), ("update", 3), ("update", 4),
+                          ("epoch_end", 0, 1)]
+    assert calls[7] == ("epoch_begin", 1)
+
+
+def test_a_resumed_history_continues_and_a_mismatched_one_is_refused():
+    loader = _tiny_problem()
+    net = torch.nn.Linear(4, 3)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    first = train(net, loader, None, 2, torch.nn.CrossEntropyLoss(), opt, "cpu", live=False)
+    both = train(net, loader, None, 3, torch.nn.CrossEntropyLoss(), opt, "cpu", live=False, start_epoch=2,
+                 history=first)
+    assert both is first and len(both) == 3 and both.epochs == [0, 1, 2]
+    with pytest.raises(ValueError, match="history must be the History of the epochs before start_epoch=1"):
+        train(net, loader, None, 3, torch.nn.CrossEntropyLoss(), opt, "cpu", live=False, start_epoch=1, history=both)
+
+
+def test_a_damaged_checkpoint_is_refused_with_its_name(tmp_path):
+    from lrlab.callbacks import Checkpoint, CheckpointError
+
+    net = torch.nn.Linear(4, 3)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    path = tmp_path / "run.pt"
+    train(net, _tiny_problem(), None, 1, torch.nn.CrossEntropyLoss(), opt, "cpu", live=False,
+          callbacks=[Checkpoint(path, config={"a": 1})])
+    start, history, _ = Checkpoint(path, config={"a": 1}).restore(net, opt)
+    assert start == 1 and len(history) == 1
+    with pytest.raises(CheckpointError, match=r"run\.pt was saved for another configuration"):
+        Checkpoint(path, config={"a": 2}).read()
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=r"run\.pt is damaged or not an lrlab checkpoint .*delete it"):
+        Checkpoint(path, config={"a": 1}).read()
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"run\.pt is damaged or not an lrlab checkpoint"):
+        Checkpoint(path, config={"a": 1}).read()

@@ -411,9 +411,11 @@ def timing(study: str, where: Optional[PathLike] = None) -> dict:
         raise ResultsError(f"{base / f'{study}.provenance.json'} records no runs: `make results` writes them")
     table = read_table(base / f"{study}.csv")
     walls = [float(r["wall_seconds"]) for r in runs]
+    cpus = [r["cpu"] for r in runs if r.get("cpu")]
     return {"runs": len(runs), "minutes": sum(walls) / 60, "run_minutes": statistics.median(walls) / 60,
             "epoch_seconds": float(table["seconds"].median()),
             "devices": sorted({r["device"] for r in runs}), "torch": sorted({r["torch"] for r in runs}),
+            "cpus": {cpu: cpus.count(cpu) for cpu in sorted(set(cpus))},
             "first": min(r["started"] for r in runs), "last": max(r["finished"] for r in runs)}
 
 
@@ -434,8 +436,11 @@ def timing_text(studies: Optional[Sequence[str]] = None, where: Optional[PathLik
         timings = [(timing(name, base), name) for name in studies]
     lines = []
     for t, study in timings:
+        cpus = "; ".join(f"{n} run{'s' if n > 1 else ''} on {cpu}" for cpu, n in t["cpus"].items())
+        if cpus and sum(t["cpus"].values()) < t["runs"]:
+            cpus += f"; {t['runs'] - sum(t['cpus'].values())} from before the CPU id was recorded"
         lines.append(f"- `{study}`: {t['runs']} runs, {t['minutes']:.0f} minutes of training in all "
                      f"({t['run_minutes']:.1f} minutes per run and {t['epoch_seconds']:.1f} s per epoch, medians), "
-                     f"on {', '.join(t['devices'])}, torch {', '.join(t['torch'])}, "
+                     f"on {', '.join(t['devices'])}{f' ({cpus})' if cpus else ''}, torch {', '.join(t['torch'])}, "
                      f"between {t['first'][:16].replace('T', ' ')} and {t['last'][:16].replace('T', ' ')} UTC.")
     return "\n".join(lines)
