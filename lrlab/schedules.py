@@ -53,11 +53,12 @@ __all__ = [
 # --------------------------------------------------------------------------- parameters
 
 
-def param(check: Callable[[str, Any], Any], default: Any = MISSING) -> Any:
-    """A schedule's parameter, checked by ``check(name, value)`` when the schedule is made (see :class:`Schedule`)."""
+def param(check: Callable[[str, Any], Any], default: Any = MISSING, *, kw_only: bool = False) -> Any:
+    """A schedule's parameter, checked by ``check(name, value)`` when the schedule is made (see :class:`Schedule`);
+    ``kw_only``: it can only be given by name."""
     if default is MISSING:
-        return field(metadata={"check": check})
-    return field(default=default, metadata={"check": check})
+        return field(metadata={"check": check}, kw_only=kw_only)
+    return field(default=default, metadata={"check": check}, kw_only=kw_only)
 
 
 def _warmup(warmup_steps: float, max_update: float, length: str = "max_update") -> None:
@@ -271,7 +272,29 @@ class ExponentialScheduler(Schedule):
 
 
 @dataclass(frozen=True)
-class CosineScheduler(Schedule):
+class _DecayWithWarmup(Schedule):
+    """The parameters and formula shared by :class:`CosineScheduler` and :class:`PolyScheduler`: an optional
+    linear warmup over ``warmup_steps`` of the ``max_update`` steps, then a decay of shape :meth:`shape` from
+    ``base_lr`` to ``final_lr``, then ``final_lr``."""
+
+    max_update: float = param(positive, 1)
+    base_lr: float = param(non_negative, 0.01)
+    final_lr: float = param(non_negative, 0.0)
+    warmup_steps: float = param(non_negative, 0)
+    warmup_begin_lr: float = param(non_negative, 0.0)
+
+    def check(self) -> None:
+        _warmup(self.warmup_steps, self.max_update)
+
+    def shape(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        return _decay_with_warmup(self, t, self.shape)
+
+
+@dataclass(frozen=True)
+class CosineScheduler(_DecayWithWarmup):
     """Cosine decay with an optional linear warmup (d2l; Loshchilov & Hutter, 2016).
 
     With ``w = warmup_steps`` and ``T = max_update``::
@@ -287,21 +310,13 @@ class CosineScheduler(Schedule):
     ``AttributeError``, and with ``warmup_steps == max_update`` it divides by zero.
     """
 
-    max_update: float = param(positive, 1)
-    base_lr: float = param(non_negative, 0.01)
-    final_lr: float = param(non_negative, 0.0)
-    warmup_steps: float = param(non_negative, 0)
-    warmup_begin_lr: float = param(non_negative, 0.0)
 
-    def check(self) -> None:
-        _warmup(self.warmup_steps, self.max_update)
-
-    def value(self, t: np.ndarray) -> np.ndarray:
-        return _decay_with_warmup(self, t, DECAY_SHAPES["cosine"])
+    def shape(self, x: np.ndarray) -> np.ndarray:
+        return DECAY_SHAPES["cosine"](x)
 
 
 @dataclass(frozen=True)
-class PolyScheduler(Schedule):
+class PolyScheduler(_DecayWithWarmup):
     """Polynomial ("poly") decay with an optional linear warmup.
 
     With ``w = warmup_steps`` and ``T = max_update``::
@@ -313,21 +328,14 @@ class PolyScheduler(Schedule):
     With ``final_lr = 0`` and no warmup this is the poly policy
     ``lr = base_lr * (1 - epoch / num_epoch) ** power`` and the closed form of
     ``torch.optim.lr_scheduler.PolynomialLR(total_iters=max_update, power=power)``.
-    ``power = 0`` keeps ``base_lr`` up to ``T``; ``power = 1`` is a linear decay.
+    ``power = 0`` keeps ``base_lr`` up to ``T``; ``power = 1`` is a linear decay; ``power`` is given by name.
     """
 
-    max_update: float = param(positive, 1)
-    base_lr: float = param(non_negative, 0.01)
-    final_lr: float = param(non_negative, 0.0)
-    power: float = param(non_negative, 1.0)
-    warmup_steps: float = param(non_negative, 0)
-    warmup_begin_lr: float = param(non_negative, 0.0)
 
-    def check(self) -> None:
-        _warmup(self.warmup_steps, self.max_update)
+    power: float = param(non_negative, 1.0, kw_only=True)
 
-    def value(self, t: np.ndarray) -> np.ndarray:
-        return _decay_with_warmup(self, t, lambda x: np.power(1.0 - x, self.power))
+    def shape(self, x: np.ndarray) -> np.ndarray:
+        return np.power(1.0 - x, self.power)
 
 
 def _decay_with_warmup(s: Any, t: np.ndarray, shape: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
