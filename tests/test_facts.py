@@ -65,3 +65,95 @@ def test_mnist_cnn():
     f = facts.mnist_cnn(RESULTS)
     assert f["mnist_shown"] == 0  # "these measurements cannot tell the schedules apart"
     assert f["mnist_acc_low"] > 98  # "the tutorial's 'above 98%' holds there"
+
+
+def test_lr_finder():
+    needs("lr_find", "d2l")
+    f = facts.lr_finder(RESULTS)
+    for key in ("c9a_vd", "c9a_vd3", "c9a_md", "c9a_md3"):  # "no difference from d2l's hand-picked 0.3 is shown"
+        assert f[key].startswith("no difference shown"), key
+    assert f["c9a_steep_acc"] < 0.11 and f["c9a_steep_loss"] > 2.2  # "no seed learns anything"
+
+
+def test_cycles():
+    needs("cycles", "d2l")
+    f = facts.cycles(RESULTS)
+    # "the closer fit and the higher test loss come with the momentum, not with the one-cycle shape, which
+    # with plain SGD shows no difference from d2l's cosine on any of the three measures"
+    for measure in ("", "_test_loss", "_train_loss"):
+        assert f[f"c9b_one_cycle_no_momentum_vs_cosine{measure}"].startswith("no difference shown"), measure
+    assert f["c9b_one_cycle_vs_one_cycle_no_momentum_test_loss"].startswith("higher")
+    assert f["c9b_one_cycle_vs_one_cycle_no_momentum_train_loss"].startswith("lower")
+    assert f["c9b_one_cycle_vs_cosine_test_loss"].startswith("higher")
+    assert f["c9b_one_cycle_vs_cosine_train_loss"].startswith("lower")
+    assert f["c9b_cycled_acc"] < 0.11  # "trains nothing in any seed"
+    assert f["c9b_restarts_vs_cosine"].startswith("no difference shown")  # "restarting bought nothing shown"
+    assert f["c9b_end1"] > f["c9b_after"]  # "every one of them drops" is checked by sign_count below
+    assert "3 of 3 seeds" in f["c9b_restart_drop"]
+
+
+def test_unknown_budget():
+    needs("budget")
+    f = facts.unknown_budget(RESULTS)
+    assert not any(f[f"c9c_wsd_{B}"].startswith("lower") for B in (10, 20, 30))  # "WSD lost nothing"
+    assert not any(f[f"c9c_sf_{B}"].startswith("lower") for B in (10, 20, 30))  # "no worse than a cosine"
+    assert f["c9c_sf_20"].startswith("no difference") and f["c9c_sf_30"].startswith("no difference")
+    assert f["c9c_sf_lr"] == 1.0 and f["c9c_probe_1"] < f["c9c_probe_03"]
+
+
+def test_large_batches():
+    needs("large_batch", "tuned", "lr_find")
+    f = facts.large_batches(RESULTS)
+    assert f["c9d_lb_unscaled_1024_vs_256"].startswith("lower")
+    assert f["c9d_d2l_linear_learned"] == f["c9d_d2l_linear_warmup_learned"] == 0  # "none learned"
+    assert f["c9d_room_06"] > 0.8 and f["c9d_room_12"] < 0.11  # "trains at 0.6 but not at 1.2"
+    assert f["c9d_lb_base01_linear_vs_unscaled_1024"].startswith("higher")  # "the rule works"
+    assert not f["c9d_lb_base01_linear_1024_vs_256"].startswith("lower")  # "gave back what the larger batch cost"
+    assert f["c9d_b01_linear_4096_learned"] == 0
+    assert f["c9d_goyal_linear_learned"] == f["c9d_goyal_linear_warmup_learned"] == 0
+    assert f["c9d_goyal_unscaled_256_learned"] < 3  # "at the edge"
+    assert f["c9d_d2l_linear_warmup_learned"] == 0  # "warmup ... not whether any scaled run beyond the room learned"
+
+
+def test_warmup_multifactor():
+    needs("warmup")
+    f = facts.warmup_multifactor(RESULTS)
+    # "the network needs no protection in its first epochs, and the warmup spends three of them at smaller rates"
+    assert f["c7_warmup_faster_source"] != "supported" and f["c7_diverged"] == 0
+
+
+def test_comparison_and_exercises():
+    needs("d2l", "tuned")
+    f = facts.comparison(RESULTS)
+    for variant in ("corrected", "published"):
+        assert f[f"c10_cosine_{variant}_acc"].startswith("higher")
+        assert f[f"c10_cosine_warmup_{variant}_acc"].startswith("higher")
+    assert f["c10_square_root_corrected_acc"].startswith("lower")
+    assert f["c10_square_root_corrected_gap"].startswith("lower") and f["c10_square_root_corrected_loss"].startswith("higher")
+    assert f["c10_multi_step_corrected_acc"].startswith("no difference")
+    assert f["c10_multi_step_corrected_gap"].startswith("no difference")
+    for run in ("cosine", "cosine_warmup", "multi_step"):  # "not a lower training loss"
+        assert not f[f"c10_{run}_corrected_loss"].startswith("lower"), run
+    assert f["c10_far_runs"] == "cosine_warmup" and f["c10_warm_z_test_acc"] < -2  # one run, far outside
+    assert f["c10_sd_widest"] == "multi_step"  # "the multi-step schedule's band is the widest at the end"
+    assert set(f["c10_gain_most"].split(", ")) == {"constant", "multi_step"}
+    assert set(f["c10_gain_least"].split(", ")) == {"cosine", "cosine_warmup"}
+    e = facts.exercises(RESULTS)
+    assert e["c12_val_12"] < 0.11  # "1.2 too large to train at all"
+
+
+def test_errata():
+    needs("d2l", "large_batch", "warmup", "tuned")
+    f = facts.errata(RESULTS)
+    assert f["c11_bugs_shown"] == 0  # "in 0 of the 4 runs did the bugs move the final test accuracy"
+    for name in ("sqrt_less_overfitting", "small_steps_near_zero", "cosine_better", "decay_gap_cosine",
+                 "decay_gap_cosine_warmup", "decay_test_acc_cosine", "decay_test_acc_cosine_warmup"):
+        assert f[f"c11_{name}_published"] == "supported", name
+    for name in ("sqrt_better", "warmup_early"):
+        assert f[f"c11_{name}_published"] == "contradicted", name
+    for name in ("multi_step_better", "decay_test_acc_multi_step", "decay_gap_multi_step"):
+        assert f[f"c11_{name}_published"] == "not shown", name
+    assert f["c11_changed_names"] == "sqrt_smoother"
+    assert f["c11_learned_with"] == 0
+    # "the training loss of the square-root and cosine runs did end lower at d2l's rates"
+    assert facts.verdict("bugs_square_root_train_loss", RESULTS) == facts.verdict("bugs_cosine_train_loss", RESULTS) == "lower"

@@ -92,3 +92,32 @@ def test_the_first_two_epochs_of_a_committed_run_reproduce(study, tmp_path, thre
                 assert x == y, (spec.id, column, x, y)
             else:
                 assert abs(x - y) <= TOLERANCE[column], (spec.id, column, x, y, made.get("cpu"), provenance.cpu_id())
+
+
+#: How far (in points of the range test's ramp, a factor 10 ** (8 / 99) apart) each rule's median moved when
+#: the range test ran again on another CPU (measured 2026-11-28, the first development machine against a
+#: Zen 4 EPYC with another torch): valley and minimum / 10 not at all, steepest by 3 points (2.26 to 1.29),
+#: which reads a derivative off a nearly flat curve. The tolerance is one point more than each.
+RANGE_TEST_POINTS = {"valley": 1, "minimum": 1, "steepest": 4}
+
+
+def test_the_range_test_reproduces(threads):
+    """The committed range test (range_test.csv), run again: each seed's suggestions exactly on a machine like
+    the one that made it; elsewhere, each rule's median within RANGE_TEST_POINTS points of the ramp."""
+    if studies.read_range_test(RESULTS) is None:
+        pytest.skip("range_test.csv is not committed yet")
+    if not data.files_present("fashion_mnist"):
+        pytest.skip("the real Fashion-MNIST is not on disk ($LRLAB_DATA)")
+    made = results.read_provenance(RESULTS / "lr_find.provenance.json")["range_test"]
+    used = re.search(r"(\d+) torch threads", made["device"])
+    threads(int(used.group(1)) if used else torch.get_num_threads())
+    spread = studies.range_test(profiles.experiment("d2l", "full"), device="cpu")
+    if provenance.same_machine(made):
+        pd.testing.assert_frame_equal(spread.table(), studies.read_range_test(RESULTS), check_exact=True,
+                                      check_dtype=False)
+        return
+    step = 10 ** (8 / 99)
+    fresh = spread.summary().set_index("rule")["median"]
+    for rule, committed in studies.range_test_rates(RESULTS).items():
+        points = abs(math.log(float(fresh[rule]) / committed) / math.log(step))
+        assert points <= RANGE_TEST_POINTS[rule] + 1e-9, (rule, committed, float(fresh[rule]), made.get("cpu"))

@@ -20,7 +20,7 @@ from . import verdicts as _verdicts
 
 __all__ = ["verdict", "says", "source", "why_schedule", "sqrt_factor", "piecewise_constant", "cosine_warmup",
            "mnist_cnn", "lr_finder", "cycles", "unknown_budget", "errata", "large_batches",
-           "warmup_multifactor", "comparison"]
+           "warmup_multifactor", "comparison", "exercises"]
 
 
 def verdict(claim: str, where=None) -> str:
@@ -332,4 +332,20 @@ def comparison(where=None) -> dict:
     gain = (d2l.groupby(["variant", "schedule", "seed"])["test_acc"].max()
             - final.set_index(["variant", "schedule", "seed"])["test_acc"]).loc["corrected"].groupby("schedule").mean()
     out.update(c10_gain_most=", ".join(gain.nlargest(2).index), c10_gain_least=", ".join(gain.nsmallest(2).index))
+    return out
+
+
+def exercises(where=None) -> dict:
+    """'Exercises, glossary and references': the best constant rate, from the tuned study's search and finals."""
+    from .studies import TUNED_PEAKS, tuned_peaks
+
+    tuned = _table("tuned", where)
+    search = _results.final_epoch(_results.select(tuned, variant="search"))
+    constant = {p: float(search[search.schedule == f"constant@{p:g}"].val_acc.mean()) for p in TUNED_PEAKS}
+    best = tuned_peaks(_results.results_dir() if where is None else where)["constant"]
+    finals = _results.final_epoch(_results.select(tuned, variant="final", schedule=f"constant@{best:g}"))
+    out = {f"c12_val_{str(p).replace('.', '')}": v for p, v in constant.items()}
+    out.update(c12_best=best, c12_best_val=constant[best], c12_best_test=float(finals.test_acc.mean()),
+               c12_best_test_sd=float(finals.test_acc.std()), c12_n=len(finals),
+               c12_vs_d2l=says("tuned_vs_d2l_constant", where))
     return out
