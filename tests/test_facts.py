@@ -99,6 +99,17 @@ def test_unknown_budget():
     assert not any(f[f"c9c_sf_{B}"].startswith("lower") for B in (10, 20, 30))  # "no worse than a cosine"
     assert f["c9c_sf_20"].startswith("no difference") and f["c9c_sf_30"].startswith("no difference")
     assert f["c9c_sf_lr"] == 1.0 and f["c9c_probe_1"] < f["c9c_probe_03"]
+    # "their rows agree to the last digit until epoch 7, and the 20- and 30-epoch runs until epoch 15"
+    budget = results.read_table(RESULTS / "budget.csv")
+    metrics = ["lr", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm"]
+
+    def rows_of(schedule, seed, until):
+        run = results.select(budget, schedule=schedule, seed=seed)
+        return run[run.epoch < until][metrics].reset_index(drop=True)
+
+    for seed in sorted(budget[budget.variant == "budget"].seed.unique()):
+        assert rows_of("wsd_10", seed, 8).equals(rows_of("wsd_30", seed, 8)), seed
+        assert rows_of("wsd_20", seed, 16).equals(rows_of("wsd_30", seed, 16)), seed
 
 
 def test_large_batches():
