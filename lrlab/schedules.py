@@ -310,7 +310,6 @@ class CosineScheduler(_DecayWithWarmup):
     ``AttributeError``, and with ``warmup_steps == max_update`` it divides by zero.
     """
 
-
     def shape(self, x: np.ndarray) -> np.ndarray:
         return DECAY_SHAPES["cosine"](x)
 
@@ -330,7 +329,6 @@ class PolyScheduler(_DecayWithWarmup):
     ``torch.optim.lr_scheduler.PolynomialLR(total_iters=max_update, power=power)``.
     ``power = 0`` keeps ``base_lr`` up to ``T``; ``power = 1`` is a linear decay; ``power`` is given by name.
     """
-
 
     power: float = param(non_negative, 1.0, kw_only=True)
 
@@ -429,7 +427,7 @@ class WarmupMultiFactorSchedule(Schedule):
 
     with ``W = warmup_steps``. The warmup *multiplies* the rate (it rises from
     ``base_lr * warmup_factor`` to ``base_lr``); the milestones count from ``t = 0``.
-    :class:`lrlab.WarmupMultiFactorScheduler` applies it to every param group of an optimizer.
+    :class:`lrlab.WarmupMultiFactorLR` applies it to every param group of an optimizer.
     """
 
     milestones: Sequence[float] = param(milestones, ())

@@ -329,6 +329,16 @@ def test_timing_by_hand(tmp_path):
                     "medians), on cpu (test), torch 2.0, 2.1, between 2026-01-01 09:00 and 2026-01-01 11:02 UTC.")
 
 
+def test_timing_text_sums_the_studies(tmp_path):
+    for name, walls in (("x", (60, 120)), ("y", (5220,))):
+        results.write_table(tmp_path / f"{name}.csv", rows())
+        (tmp_path / f"{name}.provenance.json").write_text(json.dumps({"runs": {
+            f"r{i}": _run_provenance(w, f"2026-01-0{i + 1}T10:00:00+00:00", f"2026-01-0{i + 1}T11:00:00+00:00")
+            for i, w in enumerate(walls)}}))
+    assert results.timing_text(where=tmp_path).splitlines()[-1] == "- In all: 3 runs, 1.5 hours of training."
+    assert "In all" not in results.timing_text(["x"], tmp_path)  # one study: its own line is the total
+
+
 def test_timing_names_the_cpus_the_runs_record(tmp_path):
     results.write_table(tmp_path / "x.csv", rows())
     runs = {"a": _run_provenance(60, "2026-01-01T10:00:00+00:00", "2026-01-01T10:01:00+00:00"),

@@ -443,4 +443,7 @@ def timing_text(studies: Optional[Sequence[str]] = None, where: Optional[PathLik
                      f"({t['run_minutes']:.1f} minutes per run and {t['epoch_seconds']:.1f} s per epoch, medians), "
                      f"on {', '.join(t['devices'])}{f' ({cpus})' if cpus else ''}, torch {', '.join(t['torch'])}, "
                      f"between {t['first'][:16].replace('T', ' ')} and {t['last'][:16].replace('T', ' ')} UTC.")
+    if len(timings) > 1:
+        runs, minutes = sum(t["runs"] for t, _ in timings), sum(t["minutes"] for t, _ in timings)
+        lines.append(f"- In all: {runs} runs, {minutes / 60:.1f} hours of training.")
     return "\n".join(lines)
