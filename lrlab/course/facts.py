@@ -273,7 +273,7 @@ def warmup_multifactor(where=None) -> dict:
     """'Warmup, then multi-step decay': the tutorial's promise measured on the course's proxy."""
     runs = _table("warmup", where)
     early = _results.select(runs, epoch=4).groupby("schedule").train_loss.mean()
-    out = {f"c7_{c}": says(c, where, *((100, 2, "points") if c == "warmup_final" else (1, 3, "")))
+    out = {f"c7_{c}": says(c, where, *((1, 3, "") if c == "warmup_faster" else (100, 2, "points")))
            for c in ("warmup_faster", "warmup_stabler", "warmup_final")}
     out.update({f"c7_{c}_source": source(c, where) for c in ("warmup_faster", "warmup_stabler")})
     out.update(c7_early_warm=early["warmup_multifactor"], c7_early_none=early["multi_step"],

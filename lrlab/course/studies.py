@@ -106,8 +106,8 @@ class Arm:
     says (epochs or updates); the optimizer starts at ``lr(budget)(0)``. ``optimizer``: ``"sgd"``,
     ``"adam"`` (torch's defaults) or ``"schedule_free_sgd"`` (Defazio et al.: the rate is the optimizer's,
     with its own warmup of half an epoch; no schedule is passed). ``momentum`` and ``weight_decay``: SGD's;
-    ``cycle_momentum``:
-    drive the momentum by the schedule's ``.momentum`` too, per step (torch's ``OneCycleLR`` does).
+    ``cycle_momentum``: drive the momentum by the schedule's ``.momentum`` too, per step (torch's
+    ``OneCycleLR`` does).
     ``torch_scheduler(optimizer, budget)``: a source's torch scheduler, which then drives the run
     (``lr`` is its closed form, what the table is checked against). ``epochs``: the run's length in
     full-profile epochs, when it is not the experiment's. ``ddp``: a data-parallel arm, trained by
@@ -558,9 +558,9 @@ _BUDGET_ARMS = tuple(_budget_arm(kind, b) for kind in ("wsd", "cosine") for b in
 #: warmup from the unscaled rate (Goyal et al.'s recipe); and batch 256, the reference. Three regimes:
 #: d2l's (0.3, plain SGD, a warmup of 2 epochs), Goyal et al.'s (schedules ``goyal_*``: 0.1 at 256,
 #: momentum 0.9, a warmup of 5 epochs, theirs), and d2l's plain SGD from Goyal et al.'s base rate
-#: (``base0.1_*``: 0.1, no momentum, 2 epochs of warmup; at 1024 and 4096 only). Our choices: 10 epochs (CPU time; Goyal et al. train 90
-#: on ImageNet), a constant rate after the warmup (theirs: steps down by 10 at epochs 30, 60, 80), no
-#: weight decay (theirs: 1e-4), 2 processes (this machine's cores).
+#: (``base0.1_*``: 0.1, no momentum, 2 epochs of warmup; at 1024 and 4096 only). Our choices: 10 epochs
+#: (CPU time; Goyal et al. train 90 on ImageNet), a constant rate after the warmup (theirs: steps down by
+#: 10 at epochs 30, 60, 80), no weight decay (theirs: 1e-4), 2 processes (this machine's cores).
 LARGE_BATCHES = (1024, 4096, 8192)
 LARGE_BATCH_EPOCHS = 10
 DDP_PROCESSES = 2
