@@ -89,3 +89,13 @@ def test_figures_load(book, page, tmp_path):
         path = (book / page).parent / src
         assert path.is_file(), f"{page}: {src} is missing"
         assert path.read_bytes()[:8] in (b"\x89PNG\r\n\x1a\n",) or path.suffix == ".svg", src
+
+
+def test_glued_verdicts_read_as_sentences(book):
+    """A verdict glued into prose (``lrlab.stats.PairedDifference.describe``) reads as a sentence whatever the
+    data say: "shows no difference shown" or "is no difference shown" means the prose put a verb before it."""
+    bad = re.compile(r"\b(shows?|is|are|gives|ends?|by|was)\s+no difference shown")
+    for page in chapter_pages():
+        text = re.sub(r"<[^>]+>", "", (book / f"{page}.html").read_text(encoding="utf-8"))
+        for m in bad.finditer(text):
+            pytest.fail(f"{page}: '...{text[max(0, m.start() - 80):m.end()]}'")
