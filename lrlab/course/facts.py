@@ -307,7 +307,7 @@ def comparison(where=None) -> dict:
     for metric in ("test_acc", "train_loss", "train_acc"):
         out[f"c10_warm_z_{metric}"] = printed.loc[("cosine_warmup", metric), "z"]
     # each shape at its own peak
-    from .studies import TUNED_PEAKS, tuned_peaks
+    from .studies import D2L_PEAKS, TUNED_PEAKS, tuned_peaks
 
     peaks = tuned_peaks(_results.results_dir() if where is None else where)
     tuned = _table("tuned", where)
@@ -324,6 +324,15 @@ def comparison(where=None) -> dict:
             out[f"c10_tuned_{shape}"] = says(f"tuned_{shape}_vs_constant", where)
             out[f"c10_tuned_{shape}_last3"] = says(f"tuned_{shape}_vs_constant_last3", where)
             out[f"c10_tuned_{shape}_verdict"] = verdict(f"tuned_{shape}_vs_constant", where)
+    val = search.assign(shape=search.schedule.str.split("@").str[0],
+                        peak=search.schedule.str.split("@").str[1].astype(float)).set_index(["shape", "peak"]).val_acc
+    chance = val[val < 0.11]
+    out.update(c10_chance_top=int((chance.index.get_level_values("peak") == max(TUNED_PEAKS)).sum()),
+               c10_chance_other=", ".join(f"{s.replace('_', ' ')} at {p:g}" for s, p in chance.index if p != max(TUNED_PEAKS)),
+               c10_val_cosine_06=float(val.get(("cosine", 0.6), float("nan"))),
+               c10_val_cosine_warmup_06=float(val.get(("cosine_warmup", 0.6), float("nan"))))
+    for shape in ("cosine", "cosine_warmup"):  # the same shape, the same peak: two machines
+        out[f"c10_same_{shape}"] = peaks[shape] == D2L_PEAKS[shape]
     best = max(RUNS, key=lambda s: out[f"c10_final_{s}"])
     out.update(c10_best_shape=best, c10_best_shape_label=best.replace("_", " "),
                c10_tuned_higher=sum(out.get(f"c10_tuned_{s}_verdict") == "higher" for s in RUNS[1:]),
