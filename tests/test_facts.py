@@ -150,7 +150,7 @@ def test_comparison_and_exercises():
     assert set(f["c10_gain_most"].split(", ")) == {"constant", "multi_step"}
     assert set(f["c10_gain_least"].split(", ")) == {"cosine", "cosine_warmup"}
     # "all 5 shapes stayed at chance at 1.2; below it only the cosine with warmup at 0.6, where the cosine reached ..."
-    assert f["c10_chance_top"] == 5 and f["c10_chance_other"] == "cosine warmup at 0.6" and f["c10_val_cosine_06"] > 0.8
+    assert f["c10_chance_top"] == 5 and f["c10_chance_other"] == "cosine with warmup at 0.6" and f["c10_val_cosine_06"] > 0.8
     # "for the two cosines the search chose d2l's own peak ...: for the cosine an interval that excludes 0"
     assert f["c10_same_cosine"] and f["c10_same_cosine_warmup"]
     assert f["c10_tuned_vs_d2l_cosine"].startswith(("higher", "lower"))

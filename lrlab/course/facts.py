@@ -281,6 +281,11 @@ def warmup_multifactor(where=None) -> dict:
     return out
 
 
+#: d2l's shapes as the chapters' prose names them
+_SHAPES = {"constant": "constant rate", "square_root": "square root", "multi_step": "multi-step schedule",
+           "cosine": "cosine", "cosine_warmup": "cosine with warmup"}
+
+
 def comparison(where=None) -> dict:
     """'Comparing the schedules': d2l's five runs paired against the constant rate, each shape at its own
     peak (the tuned study), and d2l's printed runs against the course's seeds."""
@@ -328,7 +333,7 @@ def comparison(where=None) -> dict:
                         peak=search.schedule.str.split("@").str[1].astype(float)).set_index(["shape", "peak"]).val_acc
     chance = val[val < 0.11]
     out.update(c10_chance_top=int((chance.index.get_level_values("peak") == max(TUNED_PEAKS)).sum()),
-               c10_chance_other=", ".join(f"{s.replace('_', ' ')} at {p:g}" for s, p in chance.index if p != max(TUNED_PEAKS)),
+               c10_chance_other=", ".join(f"{_SHAPES[s]} at {p:g}" for s, p in chance.index if p != max(TUNED_PEAKS)),
                c10_val_cosine_06=float(val.get(("cosine", 0.6), float("nan"))),
                c10_val_cosine_warmup_06=float(val.get(("cosine_warmup", 0.6), float("nan"))))
     for shape in ("cosine", "cosine_warmup"):  # the same shape, the same peak: two machines
