@@ -28,6 +28,8 @@ from .schedules import (
     OneCycleScheduler,
     OneCycleMomentum,
     CosineRestartsScheduler,
+    CyclicScheduler,
+    CyclicMomentum,
     WSDScheduler,
 )
 from .lr_scheduler import ScheduleLR, WarmupMultiFactorLR, trace_scheduler
@@ -44,7 +46,7 @@ __all__ = [
     "Schedule", "ConstantScheduler", "SquareRootScheduler", "FactorScheduler", "MultiFactorScheduler",
     "StepScheduler", "ExponentialScheduler", "CosineScheduler", "PolyScheduler", "WarmupMultiFactorSchedule",
     "LinearWarmup", "SequentialScheduler", "OneCycleScheduler", "OneCycleMomentum", "CosineRestartsScheduler",
-    "WSDScheduler",
+    "CyclicScheduler", "CyclicMomentum", "WSDScheduler",
     # torch drop-ins
     "ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler",
     # the learning-rate range test

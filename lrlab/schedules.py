@@ -44,6 +44,8 @@ __all__ = [
     "OneCycleScheduler",
     "OneCycleMomentum",
     "CosineRestartsScheduler",
+    "CyclicScheduler",
+    "CyclicMomentum",
     "WSDScheduler",
     "checked_rate",
     "param",
@@ -596,6 +598,76 @@ class CosineRestartsScheduler(Schedule):
 
 def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     return lambda name, value: None if value is None else check(name, value)
+
+
+_CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+
+
+@dataclass(frozen=True)
+class CyclicScheduler(Schedule):
+    """Cyclical learning rates (Smith, 2017), the closed form of torch's ``CyclicLR``.
+
+    A cycle lasts ``L = step_size_up + step_size_down`` steps (``step_size_down`` defaults to
+    ``step_size_up``): the rate rises linearly from ``base_lr`` to ``max_lr`` in ``step_size_up`` steps,
+    then falls back in ``step_size_down``. With ``r = step_size_up / L``, ``c = floor(1 + t / L)`` (the
+    cycle, from 1) and ``x = 1 + t / L - c`` (the position in it, from 0 to 1)::
+
+        h(t)  = x / r                 if x <= r
+                (x - 1) / (r - 1)     otherwise
+        lr(t) = base_lr + (max_lr - base_lr) * h(t) * s
+
+    where the amplitude's scale ``s`` is ``1`` ("triangular"), ``1 / 2 ** (c - 1)`` ("triangular2",
+    halved every cycle) or ``gamma ** t`` ("exp_range"). :attr:`momentum` is ``CyclicLR``'s
+    ``cycle_momentum``: ``max_momentum - (max_momentum - base_momentum) * h(t) * s``, low when the rate
+    is high. Torch's names and defaults (``mode``, ``gamma``, ``base_momentum = 0.8``,
+    ``max_momentum = 0.9``); torch's custom ``scale_fn`` is left out (compose a schedule instead).
+    """
+
+    base_lr: float = param(non_negative)
+    max_lr: float = param(non_negative)
+    step_size_up: float = param(positive, 2000)
+    step_size_down: Any = param(_optional(positive), None)
+    mode: str = param(choice(_CYCLIC_MODES), "triangular")
+    gamma: float = param(positive, 1.0)
+    base_momentum: float = param(non_negative, 0.8)
+    max_momentum: float = param(non_negative, 0.9)
+
+    @property
+    def cycle_length(self) -> float:
+        """``L``, the steps of one cycle (up and down)."""
+        return self.step_size_up + (self.step_size_up if self.step_size_down is None else self.step_size_down)
+
+    @property
+    def momentum(self) -> "CyclicMomentum":
+        """The momentum (or Adam's beta1) schedule that goes with this rate schedule."""
+        return CyclicMomentum(self)
+
+    def _height(self, t: np.ndarray) -> np.ndarray:
+        """``h(t) * s``: the fraction of the way from the base to the peak, scaled by the mode."""
+        L = self.cycle_length
+        r = self.step_size_up / L
+        c = np.floor(1.0 + t / L)
+        x = 1.0 + t / L - c
+        h = np.where(x <= r, x / r, (x - 1.0) / (r - 1.0))
+        if self.mode == "triangular":
+            return h * 1.0
+        if self.mode == "triangular2":
+            return h * (1.0 / 2.0 ** (c - 1.0))
+        return h * self.gamma ** t
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        return self.base_lr + (self.max_lr - self.base_lr) * self._height(t)
+
+
+@dataclass(frozen=True)
+class CyclicMomentum(Schedule):
+    """The momentum half of a :class:`CyclicScheduler` (its ``.momentum``): see there."""
+
+    cycle: CyclicScheduler
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        c = self.cycle
+        return c.max_momentum - (c.max_momentum - c.base_momentum) * c._height(t)
 
 
 def _decay_fraction(name: str, value: Any) -> float:

@@ -1,5 +1,5 @@
-"""One-cycle, warm restarts and warmup-stable-decay against independent references: torch's
-OneCycleLR and CosineAnnealingWarmRestarts traced step by step, HuggingFace's WSD formula, and
+"""One-cycle, warm restarts, cyclical rates and warmup-stable-decay against independent references:
+torch's OneCycleLR, CosineAnnealingWarmRestarts and CyclicLR traced step by step, HuggingFace's WSD formula, and
 values worked by hand; plus invariants (hypothesis) and every parameter error."""
 
 import math
@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
-from lrlab import CosineRestartsScheduler, OneCycleScheduler, ScheduleLR, WSDScheduler
+from lrlab import CosineRestartsScheduler, CyclicScheduler, OneCycleScheduler, ScheduleLR, WSDScheduler
 
 TOL = 1e-12
 
@@ -225,6 +225,62 @@ def test_restarts_stay_in_range_and_cycle_contains_t(T_0, T_mult, t):
     assert 0.01 - 1e-15 <= s(t) <= 0.2 + 1e-15
 
 
+# ----------------------------------------------------------------- cyclical rates (CyclicLR)
+
+
+CYCLIC_CASES = [
+    dict(step_size_up=5),
+    dict(step_size_up=4, step_size_down=7),
+    dict(step_size_up=6, mode="triangular2"),
+    dict(step_size_up=3, step_size_down=2, mode="triangular2"),
+    dict(step_size_up=5, mode="exp_range", gamma=0.97),
+    dict(step_size_up=5, mode="exp_range", gamma=0.97, base_momentum=0.85, max_momentum=0.95),
+]
+
+
+@pytest.mark.parametrize("kwargs", CYCLIC_CASES)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_cyclic_equals_torch_at_every_step(kwargs, optimizer):
+    lrs, moms = trace(lambda o: L.CyclicLR(o, base_lr=0.01, max_lr=0.2, **kwargs), 60, optimizer)
+    ours = CyclicScheduler(0.01, 0.2, **kwargs)
+    t = np.arange(60.0)
+    np.testing.assert_allclose(ours(t), lrs, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(ours.momentum(t), moms, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_schedule_lr_drives_momentum_like_cyclic_lr(optimizer):
+    cyc = CyclicScheduler(0.01, 0.2, step_size_up=3, step_size_down=5, mode="triangular2")
+    ours = trace(lambda o: ScheduleLR(o, cyc, momentum=cyc.momentum), 40, optimizer)
+    theirs = trace(lambda o: L.CyclicLR(o, 0.01, 0.2, step_size_up=3, step_size_down=5, mode="triangular2"), 40,
+                   optimizer)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=TOL, atol=TOL)
+
+
+def test_cyclic_by_hand():
+    # up 4 steps from 0.01 to 0.09, down 4: 0.02 a step; triangular2 halves the height each cycle
+    tri = CyclicScheduler(0.01, 0.09, step_size_up=4)
+    np.testing.assert_allclose(tri(np.arange(10.0)), [0.01, 0.03, 0.05, 0.07, 0.09, 0.07, 0.05, 0.03, 0.01, 0.03],
+                               rtol=0, atol=1e-15)
+    half = CyclicScheduler(0.01, 0.09, step_size_up=4, mode="triangular2")
+    assert half(12) == pytest.approx(0.01 + 0.08 / 2) and half(20) == pytest.approx(0.01 + 0.08 / 4)
+    # exp_range: the height times gamma ** t, at the peak t = 4
+    exp = CyclicScheduler(0.0, 1.0, step_size_up=4, mode="exp_range", gamma=0.5)
+    assert exp(4) == 0.5 ** 4
+    # momentum: 0.9 at the base, 0.8 at the peak, halfway at halfway
+    assert tri.momentum(0) == 0.9 and tri.momentum(4) == pytest.approx(0.8) and tri.momentum(2) == pytest.approx(0.85)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1, 50), st.floats(1, 50), st.sampled_from(["triangular", "triangular2"]),
+       st.floats(0, 1000, allow_nan=False))
+def test_cyclic_stays_between_base_and_max(up, down, mode, t):
+    s = CyclicScheduler(0.01, 0.2, step_size_up=up, step_size_down=down, mode=mode)
+    assert 0.01 - 1e-15 <= s(t) <= 0.2 + 1e-15
+    assert 0.8 - 1e-15 <= s.momentum(t) <= 0.9 + 1e-15
+
+
 # ----------------------------------------------------------------- parameter errors
 
 
@@ -242,6 +298,11 @@ def test_restarts_stay_in_range_and_cycle_contains_t(T_0, T_mult, t):
     (lambda: CosineRestartsScheduler(5, T_mult=0), "T_mult"),
     (lambda: CosineRestartsScheduler(5, T_mult=1.5), "T_mult"),
     (lambda: CosineRestartsScheduler(5, eta_min=-1), "eta_min"),
+    (lambda: CyclicScheduler(0.01, 0.1, step_size_up=0), "step_size_up"),
+    (lambda: CyclicScheduler(0.01, 0.1, step_size_down=-1), "step_size_down"),
+    (lambda: CyclicScheduler(0.01, 0.1, mode="triangle"), "mode"),
+    (lambda: CyclicScheduler(0.01, 0.1, mode="exp_range", gamma=0), "gamma"),
+    (lambda: CyclicScheduler(-0.01, 0.1), "base_lr"),
     (lambda: WSDScheduler(0, 0.1, decay_fraction=0.2), "total_steps"),
     (lambda: WSDScheduler(10, -0.1, decay_fraction=0.2), "peak_lr"),
     (lambda: WSDScheduler(10, 0.1), "exactly one of decay_steps"),
