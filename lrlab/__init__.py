@@ -30,6 +30,7 @@ from .schedules import (
     CosineRestartsScheduler,
     CyclicScheduler,
     CyclicMomentum,
+    InverseSqrtScheduler,
     WSDScheduler,
 )
 from .lr_scheduler import ScheduleLR, WarmupMultiFactorLR, trace_scheduler
@@ -46,7 +47,7 @@ __all__ = [
     "Schedule", "ConstantScheduler", "SquareRootScheduler", "FactorScheduler", "MultiFactorScheduler",
     "StepScheduler", "ExponentialScheduler", "CosineScheduler", "PolyScheduler", "WarmupMultiFactorSchedule",
     "LinearWarmup", "SequentialScheduler", "OneCycleScheduler", "OneCycleMomentum", "CosineRestartsScheduler",
-    "CyclicScheduler", "CyclicMomentum", "WSDScheduler",
+    "CyclicScheduler", "CyclicMomentum", "InverseSqrtScheduler", "WSDScheduler",
     # torch drop-ins
     "ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler",
     # the learning-rate range test

@@ -44,6 +44,7 @@ __all__ = [
     "OneCycleScheduler",
     "OneCycleMomentum",
     "CosineRestartsScheduler",
+    "InverseSqrtScheduler",
     "CyclicScheduler",
     "CyclicMomentum",
     "WSDScheduler",
@@ -598,6 +599,40 @@ class CosineRestartsScheduler(Schedule):
 
 def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     return lambda name, value: None if value is None else check(name, value)
+
+
+@dataclass(frozen=True)
+class InverseSqrtScheduler(Schedule):
+    """A linear warmup, then inverse square-root decay with a timescale (Vaswani et al., 2017; big_vision's
+    ``rsqrt``, Zhai et al., 2022).
+
+    In the course's vocabulary, ``W = warmup_steps`` and ``tau = timescale`` (default ``W``, or 10,000
+    when ``W = 0``, as HuggingFace's)::
+
+        t < W  : peak_lr * t / W
+        t >= W : peak_lr / sqrt((t + tau - W) / tau)
+
+    so the rate is ``peak_lr`` at ``t = W`` and has halved at ``t = W + 3 tau``. The values of HuggingFace
+    transformers' ``get_inverse_sqrt_schedule(optimizer, num_warmup_steps=W, timescale=tau)`` with the
+    optimizer's rate ``peak_lr`` (``transformers/optimization.py``, version 5.24.0). With ``W = 0`` and
+    ``tau = 1`` it is d2l's :class:`SquareRootScheduler`, ``peak_lr / sqrt(t + 1)``.
+    """
+
+    peak_lr: float = param(non_negative)
+    warmup_steps: float = param(non_negative, 0)
+    timescale: Any = param(_optional(positive), None)
+
+    @property
+    def tau(self) -> float:
+        """The timescale in use: ``timescale``, else ``warmup_steps``, else 10,000."""
+        if self.timescale is not None:
+            return self.timescale
+        return self.warmup_steps or 10_000.0
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        W, tau = self.warmup_steps, self.tau
+        decay = self.peak_lr / np.sqrt((np.maximum(t, W) + tau - W) / tau)
+        return _after_warmup(t, W, 0.0, self.peak_lr, decay)
 
 
 _CYCLIC_MODES = ("triangular", "triangular2", "exp_range")

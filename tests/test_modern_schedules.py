@@ -12,7 +12,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
-from lrlab import CosineRestartsScheduler, CyclicScheduler, OneCycleScheduler, ScheduleLR, WSDScheduler
+from lrlab import (CosineRestartsScheduler, CyclicScheduler, InverseSqrtScheduler, OneCycleScheduler, ScheduleLR,
+                   SquareRootScheduler, WSDScheduler)
 
 TOL = 1e-12
 
@@ -281,6 +282,50 @@ def test_cyclic_stays_between_base_and_max(up, down, mode, t):
     assert 0.8 - 1e-15 <= s.momentum(t) <= 0.9 + 1e-15
 
 
+# ----------------------------------------------------------------- inverse square root with a timescale
+
+
+def hf_inverse_sqrt_lambda(current_step, *, num_warmup_steps, timescale=None):
+    """HuggingFace transformers 5.24.0, ``src/transformers/optimization.py``: ``get_inverse_sqrt_schedule``'s
+    default timescale and ``_get_inverse_sqrt_schedule_lr_lambda``, restated."""
+    if timescale is None:
+        timescale = num_warmup_steps or 10_000
+    if current_step < num_warmup_steps:
+        return float(current_step) / float(max(1, num_warmup_steps))
+    shift = timescale - num_warmup_steps
+    return 1.0 / math.sqrt((current_step + shift) / timescale)
+
+
+@pytest.mark.parametrize("warmup, timescale", [(10, None), (0, None), (10, 50), (1, 3), (0, 7)])
+def test_inverse_sqrt_equals_huggingface_through_lambda_lr(warmup, timescale):
+    # traced the way transformers returns it: a LambdaLR over the optimizer's rate (0.1 in trace)
+    lrs, _ = trace(lambda o: L.LambdaLR(o, lambda t: hf_inverse_sqrt_lambda(t, num_warmup_steps=warmup,
+                                                                              timescale=timescale)), 300)
+    ours = InverseSqrtScheduler(0.1, warmup_steps=warmup, timescale=timescale)
+    np.testing.assert_allclose(ours(np.arange(300.0)), lrs, rtol=TOL, atol=TOL)
+
+
+def test_inverse_sqrt_by_hand():
+    s = InverseSqrtScheduler(0.4, warmup_steps=4, timescale=2)
+    assert s(0) == 0.0 and s(1) == pytest.approx(0.1) and s(4) == pytest.approx(0.4)
+    assert s(4 + 3 * 2) == pytest.approx(0.2)  # halved 3 timescales after the warmup
+    assert InverseSqrtScheduler(0.1).tau == 10_000 and InverseSqrtScheduler(0.1, warmup_steps=8).tau == 8
+
+
+def test_inverse_sqrt_without_warmup_and_unit_timescale_is_d2ls_square_root():
+    t = np.arange(0.0, 500.0, 0.5)
+    np.testing.assert_allclose(InverseSqrtScheduler(0.1, timescale=1)(t), SquareRootScheduler(0.1)(t),
+                               rtol=1e-15, atol=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0, 100), st.floats(0.5, 1000), st.floats(0, 1e5))
+def test_inverse_sqrt_peaks_at_the_end_of_the_warmup(warmup, timescale, t):
+    s = InverseSqrtScheduler(0.3, warmup_steps=warmup, timescale=timescale)
+    assert 0 <= s(t) <= 0.3 * (1 + 1e-12)
+    assert s(warmup) == pytest.approx(0.3)
+
+
 # ----------------------------------------------------------------- parameter errors
 
 
@@ -303,6 +348,9 @@ def test_cyclic_stays_between_base_and_max(up, down, mode, t):
     (lambda: CyclicScheduler(0.01, 0.1, mode="triangle"), "mode"),
     (lambda: CyclicScheduler(0.01, 0.1, mode="exp_range", gamma=0), "gamma"),
     (lambda: CyclicScheduler(-0.01, 0.1), "base_lr"),
+    (lambda: InverseSqrtScheduler(-0.1), "peak_lr"),
+    (lambda: InverseSqrtScheduler(0.1, warmup_steps=-1), "warmup_steps"),
+    (lambda: InverseSqrtScheduler(0.1, timescale=0), "timescale"),
     (lambda: WSDScheduler(0, 0.1, decay_fraction=0.2), "total_steps"),
     (lambda: WSDScheduler(10, -0.1, decay_fraction=0.2), "peak_lr"),
     (lambda: WSDScheduler(10, 0.1), "exactly one of decay_steps"),
