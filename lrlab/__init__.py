@@ -31,6 +31,7 @@ from .schedules import (
     CyclicScheduler,
     CyclicMomentum,
     InverseSqrtScheduler,
+    PiecewiseInterpolateScheduler,
     WSDScheduler,
 )
 from .lr_scheduler import ScheduleLR, WarmupMultiFactorLR, trace_scheduler
@@ -47,7 +48,8 @@ __all__ = [
     "Schedule", "ConstantScheduler", "SquareRootScheduler", "FactorScheduler", "MultiFactorScheduler",
     "StepScheduler", "ExponentialScheduler", "CosineScheduler", "PolyScheduler", "WarmupMultiFactorSchedule",
     "LinearWarmup", "SequentialScheduler", "OneCycleScheduler", "OneCycleMomentum", "CosineRestartsScheduler",
-    "CyclicScheduler", "CyclicMomentum", "InverseSqrtScheduler", "WSDScheduler",
+    "CyclicScheduler", "CyclicMomentum", "InverseSqrtScheduler",
+    "PiecewiseInterpolateScheduler", "WSDScheduler",
     # torch drop-ins
     "ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler",
     # the learning-rate range test

@@ -45,6 +45,7 @@ __all__ = [
     "OneCycleMomentum",
     "CosineRestartsScheduler",
     "InverseSqrtScheduler",
+    "PiecewiseInterpolateScheduler",
     "CyclicScheduler",
     "CyclicMomentum",
     "WSDScheduler",
@@ -633,6 +634,60 @@ class InverseSqrtScheduler(Schedule):
         W, tau = self.warmup_steps, self.tau
         decay = self.peak_lr / np.sqrt((np.maximum(t, W) + tau - W) / tau)
         return _after_warmup(t, W, 0.0, self.peak_lr, decay)
+
+
+def _boundaries_and_scales(name: str, value: Any) -> tuple:
+    """``{step: scale}`` (or its items) as sorted ``((step, scale), ...)``: steps and scales finite and >= 0."""
+    items = value.items() if isinstance(value, dict) else value
+    if isinstance(items, (str, bytes)) or not isinstance(items, (Sequence, type({}.items()))):
+        raise TypeError(f"{name} must be a dict {{step: scale}}, got {type(value).__name__}")
+    pairs = []
+    for pair in items:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{name} must be a dict {{step: scale}}, got an item {pair!r}")
+        step, scale = pair
+        pairs.append((non_negative(f"{name} step", step), non_negative(f"{name}[{step!r}]", scale)))
+    steps = [s for s, _ in pairs]
+    if len(set(steps)) != len(steps):
+        raise ValueError(f"{name} names a step twice: {sorted(steps)!r}")
+    return tuple(sorted(pairs))
+
+
+@dataclass(frozen=True)
+class PiecewiseInterpolateScheduler(Schedule):
+    """Scales accumulated at boundaries, interpolated between them: optax's ``piecewise_interpolate_schedule``.
+
+    With boundaries ``b_1 < ... < b_n`` (and ``b_0 = 0``) and scales ``s_1, ..., s_n`` from
+    ``boundaries_and_scales = {b_i: s_i}``, the values ``v_0 = init_value`` and ``v_i = v_(i-1) * s_i``
+    are reached at the boundaries; for ``b_i <= t < b_(i+1)``, with ``p = (t - b_i) / max(b_(i+1) - b_i, 1)``::
+
+        linear : v_i + (v_(i+1) - v_i) * p
+        cosine : v_(i+1) + (v_i - v_(i+1)) * (1 + cos(pi * p)) / 2
+
+    and ``v_n`` from ``b_n`` on. The scales multiply: ``{4: 0.1, 8: 0.1}`` ends at ``init_value / 100``.
+    optax 0.2.8, ``optax/schedules/_schedule.py``; the names are optax's.
+    """
+
+    interpolate_type: str = param(choice(("linear", "cosine")))
+    init_value: float = param(non_negative)
+    boundaries_and_scales: Any = param(_boundaries_and_scales, ())
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        pairs = self.boundaries_and_scales
+        bounds = np.array((0.0,) + tuple(b for b, _ in pairs))
+        values = np.cumprod((self.init_value,) + tuple(s for _, s in pairs))
+        if len(bounds) < 2:
+            return np.full_like(t, values[-1])
+        i = np.searchsorted(bounds, t, side="right") - 1
+        last = i >= len(bounds) - 1
+        j = np.minimum(i, len(bounds) - 2)  # the interval (unused where last)
+        start, end = values[j], values[j + 1]
+        pct = (t - bounds[j]) / np.maximum(bounds[j + 1] - bounds[j], 1.0)
+        if self.interpolate_type == "linear":
+            inside = (end - start) * pct + start
+        else:
+            inside = end + (start - end) / 2.0 * (np.cos(np.pi * pct) + 1.0)
+        return np.where(last, values[-1], inside)
 
 
 _CYCLIC_MODES = ("triangular", "triangular2", "exp_range")

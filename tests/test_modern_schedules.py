@@ -12,8 +12,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
-from lrlab import (CosineRestartsScheduler, CyclicScheduler, InverseSqrtScheduler, OneCycleScheduler, ScheduleLR,
-                   SquareRootScheduler, WSDScheduler)
+from lrlab import (CosineRestartsScheduler, CyclicScheduler, InverseSqrtScheduler, OneCycleScheduler,
+                   PiecewiseInterpolateScheduler, ScheduleLR, SquareRootScheduler, WSDScheduler)
 
 TOL = 1e-12
 
@@ -326,6 +326,51 @@ def test_inverse_sqrt_peaks_at_the_end_of_the_warmup(warmup, timescale, t):
     assert s(warmup) == pytest.approx(0.3)
 
 
+# ----------------------------------------------------------------- piecewise interpolation (optax)
+
+
+def optax_piecewise_interpolate(interpolate_type, init_value, boundaries_and_scales, count):
+    """optax 0.2.8, ``optax/schedules/_schedule.py``: ``piecewise_interpolate_schedule``, restated in NumPy."""
+    boundaries, scales = zip(*sorted(boundaries_and_scales.items())) if boundaries_and_scales else ((), ())
+    bounds = np.array((0,) + boundaries, dtype=np.float64)
+    values = np.cumprod(np.array((init_value,) + scales, dtype=np.float64))
+    interval_sizes = np.maximum(bounds[1:] - bounds[:-1], 1)
+    indicator = np.logical_and(bounds[:-1] <= count, count < bounds[1:])
+    pct = (count - bounds[:-1]) / interval_sizes
+    start, end = values[:-1], values[1:]
+    if interpolate_type == "linear":
+        interp = (end - start) * pct + start
+    else:
+        interp = end + (start - end) / 2.0 * (np.cos(np.pi * pct) + 1)
+    return float(indicator.dot(interp) + (bounds[-1] <= count) * values[-1])
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("bs", [{4: 0.1, 8: 0.01}, {10: 2.0, 25: 0.5, 26: 0.1}, {}, {0: 0.5, 7: 0.2}, {3: 0.0}])
+def test_piecewise_interpolate_equals_optax_formula(kind, bs):
+    ours = PiecewiseInterpolateScheduler(kind, 0.3, bs)
+    t = np.arange(0.0, 40.0, 0.25)
+    expected = [optax_piecewise_interpolate(kind, 0.3, bs, x) for x in t]
+    np.testing.assert_allclose(ours(t), expected, rtol=TOL, atol=TOL)
+
+
+def test_piecewise_interpolate_by_hand():
+    # optax's docstring example: 1.0, 0.55, 0.1, 0.0505, 0.001, 0.001 at steps 0, 2, ..., 10
+    s = PiecewiseInterpolateScheduler("linear", 1.0, {4: 0.1, 8: 0.01})
+    np.testing.assert_allclose(s(np.arange(0.0, 11.0, 2.0)), [1.0, 0.55, 0.1, 0.0505, 0.001, 0.001], rtol=1e-14)
+    c = PiecewiseInterpolateScheduler("cosine", 1.0, {4: 0.1})
+    assert c(2) == pytest.approx(0.55) and c(1) == pytest.approx(0.1 + 0.9 * (1 + math.cos(math.pi / 4)) / 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.integers(1, 100), st.floats(0.0, 3.0), max_size=5), st.sampled_from(["linear", "cosine"]),
+       st.floats(0, 200))
+def test_piecewise_interpolate_stays_between_its_values(bs, kind, t):
+    s = PiecewiseInterpolateScheduler(kind, 0.3, bs)
+    values = np.cumprod([0.3] + [bs[k] for k in sorted(bs)])
+    assert values.min() * (1 - 1e-12) - 1e-15 <= s(t) <= values.max() * (1 + 1e-12) + 1e-15
+
+
 # ----------------------------------------------------------------- parameter errors
 
 
@@ -351,6 +396,11 @@ def test_inverse_sqrt_peaks_at_the_end_of_the_warmup(warmup, timescale, t):
     (lambda: InverseSqrtScheduler(-0.1), "peak_lr"),
     (lambda: InverseSqrtScheduler(0.1, warmup_steps=-1), "warmup_steps"),
     (lambda: InverseSqrtScheduler(0.1, timescale=0), "timescale"),
+    (lambda: PiecewiseInterpolateScheduler("quadratic", 0.1), "interpolate_type"),
+    (lambda: PiecewiseInterpolateScheduler("linear", 0.1, {5: -0.1}), "boundaries_and_scales"),
+    (lambda: PiecewiseInterpolateScheduler("linear", 0.1, {-5: 0.1}), "boundaries_and_scales step"),
+    (lambda: PiecewiseInterpolateScheduler("linear", 0.1, [(5, 0.1), (5.0, 0.2)]), "names a step twice"),
+    (lambda: PiecewiseInterpolateScheduler("linear", 0.1, 0.5), "must be a dict"),
     (lambda: WSDScheduler(0, 0.1, decay_fraction=0.2), "total_steps"),
     (lambda: WSDScheduler(10, -0.1, decay_fraction=0.2), "peak_lr"),
     (lambda: WSDScheduler(10, 0.1), "exactly one of decay_steps"),
