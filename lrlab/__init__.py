@@ -22,6 +22,7 @@ from .schedules import (
     PolyScheduler,
     Schedule,
     SequentialScheduler,
+    ProductScheduler,
     SquareRootScheduler,
     StepScheduler,
     WarmupMultiFactorSchedule,
@@ -47,7 +48,7 @@ __all__ = [
     # schedules: pure functions of the step
     "Schedule", "ConstantScheduler", "SquareRootScheduler", "FactorScheduler", "MultiFactorScheduler",
     "StepScheduler", "ExponentialScheduler", "CosineScheduler", "PolyScheduler", "WarmupMultiFactorSchedule",
-    "LinearWarmup", "SequentialScheduler", "OneCycleScheduler", "OneCycleMomentum", "CosineRestartsScheduler",
+    "LinearWarmup", "SequentialScheduler", "ProductScheduler", "OneCycleScheduler", "OneCycleMomentum", "CosineRestartsScheduler",
     "CyclicScheduler", "CyclicMomentum", "InverseSqrtScheduler",
     "PiecewiseInterpolateScheduler", "WSDScheduler",
     # torch drop-ins

@@ -40,6 +40,7 @@ __all__ = [
     "PolyScheduler",
     "LinearWarmup",
     "SequentialScheduler",
+    "ProductScheduler",
     "WarmupMultiFactorSchedule",
     "OneCycleScheduler",
     "OneCycleMomentum",
@@ -412,6 +413,29 @@ class SequentialScheduler(Schedule):
             mask = index == i
             if np.any(mask):
                 out[mask] = _eval(schedule, t[mask] - starts[i])
+        return out
+
+
+@dataclass(frozen=True)
+class ProductScheduler(Schedule):
+    """The product of schedules, step by step: ``lr(t) = schedules[0](t) * schedules[1](t) * ...``.
+
+    Give the rate to one factor and make the others multipliers (1.0 where they leave the rate alone),
+    e.g. a warmup factor from 0.1 to 1 over 5 steps times an exponential decay from 0.3::
+
+        ProductScheduler([LinearWarmup(ConstantScheduler(1.0), 5, warmup_begin_lr=0.1),
+                          ExponentialScheduler(gamma=0.9, base_lr=0.3)])
+
+    As torch's ``ChainedScheduler`` of multiplicative schedulers (``LinearLR``, ``ExponentialLR``, ...),
+    each of which multiplies the rate by its own factor, and optax's product of schedule values.
+    """
+
+    schedules: Sequence[Callable[[Any], Any]] = param(_schedules)
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        out = np.ones_like(t)
+        for schedule in self.schedules:
+            out = out * _eval(schedule, t)
         return out
 
 

@@ -17,6 +17,7 @@ from lrlab import (
     LinearWarmup,
     MultiFactorScheduler,
     PolyScheduler,
+    ProductScheduler,
     SequentialScheduler,
     SquareRootScheduler,
     StepScheduler,
@@ -60,6 +61,18 @@ def values(schedule, n):
             0.2,
             15,
         ),
+        (
+            ProductScheduler([LinearWarmup(ConstantScheduler(1.0), 5, warmup_begin_lr=0.1), ExponentialScheduler(0.9, base_lr=0.3)]),
+            lambda o: L.ChainedScheduler([L.LinearLR(o, start_factor=0.1, total_iters=5), L.ExponentialLR(o, 0.9)]),
+            0.3,
+            30,
+        ),
+        (
+            ProductScheduler([StepScheduler(4, gamma=0.5, base_lr=0.2), ExponentialScheduler(0.95, base_lr=1.0)]),
+            lambda o: L.ChainedScheduler([L.StepLR(o, step_size=4, gamma=0.5), L.ExponentialLR(o, 0.95)]),
+            0.2,
+            25,
+        ),
     ],
 )
 def test_matches_torch_scheduler(ours, make_torch, base, n):
@@ -72,6 +85,18 @@ def test_cosine_matches_torch_only_up_to_t_max():
     ours = CosineScheduler(10, base_lr=1.0, final_lr=0.0)
     torch_lrs = trace_scheduler(lambda o: L.CosineAnnealingLR(o, T_max=10), 15, lr=1.0)
     assert ours(12) == 0.0 and torch_lrs[12] > 0.0
+
+
+def test_product_by_hand_and_of_one_schedule():
+    p = ProductScheduler([ConstantScheduler(0.5), ExponentialScheduler(0.5, base_lr=0.4)])
+    assert [p(t) for t in range(3)] == pytest.approx([0.2, 0.1, 0.05], rel=1e-15)
+    c = CosineScheduler(20, base_lr=0.3, final_lr=0.01)
+    t = np.arange(0.0, 30.0, 0.5)
+    np.testing.assert_array_equal(ProductScheduler([c])(t), c(t))
+    with pytest.raises(ValueError, match="at least one schedule"):
+        ProductScheduler([])
+    with pytest.raises(TypeError, match=r"schedules\[1\] must be callable"):
+        ProductScheduler([c, 0.5])
 
 
 def test_warmup_stable_decay_one_liner():
