@@ -35,7 +35,7 @@ from .schedules import (
     PiecewiseInterpolateScheduler,
     WSDScheduler,
 )
-from .lr_scheduler import ScheduleLR, WarmupMultiFactorLR, trace_scheduler
+from .lr_scheduler import ScheduleLR, WarmupMultiFactorLR, trace_scheduler, updates_per_epoch
 from .lr_find import LRFindResult, LRFindSpread, lr_find, lr_find_seeds
 from .device import check_device, try_gpu
 from .data import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist, validation_split
@@ -52,7 +52,7 @@ __all__ = [
     "CyclicScheduler", "CyclicMomentum", "InverseSqrtScheduler",
     "PiecewiseInterpolateScheduler", "WSDScheduler",
     # torch drop-ins
-    "ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler",
+    "ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler", "updates_per_epoch",
     # the learning-rate range test
     "lr_find", "lr_find_seeds", "LRFindResult", "LRFindSpread",
     # training

@@ -20,10 +20,10 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
-from .checks import non_negative
+from .checks import count, non_negative
 from .schedules import WarmupMultiFactorSchedule, checked_rate
 
-__all__ = ["ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler", "RecordingOptimizer"]
+__all__ = ["ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler", "RecordingOptimizer", "updates_per_epoch"]
 
 
 class ScheduleLR(LRScheduler):
@@ -176,6 +176,30 @@ class WarmupMultiFactorLR(ScheduleLR):
         self.schedule = WarmupMultiFactorSchedule(
             self.milestones, self.gamma, self.warmup_factor, self.warmup_epochs, self.warmup_method
         )
+
+
+def updates_per_epoch(n_batches: int, accumulation: int = 1, world_size: int = 1, *,
+                      partial_update: bool = True) -> int:
+    """The optimizer updates in one epoch, the unit of a scheduler stepped once per update.
+
+    ``n_batches`` is ``len(DataLoader(dataset, batch_size=B))`` on one process (``drop_last=False``), at
+    the batch size ``B`` of each process. Under ``world_size`` processes, each with a ``DistributedSampler``
+    (which pads the dataset to a multiple of ``world_size``), every process sees
+    ``ceil(n_batches / world_size)`` batches, and with ``accumulation`` batches per update::
+
+        U = ceil(ceil(n_batches / world_size) / accumulation)    (partial_update=True)
+        U = floor(ceil(n_batches / world_size) / accumulation)   (partial_update=False)
+
+    ``partial_update=True`` counts the update a loop makes from the last, short group of batches
+    (``if (i + 1) % accumulation == 0 or i + 1 == len(loader)``);
+    ``False``, a loop that steps only after full groups. A per-update schedule of ``E`` epochs has
+    ``E * U`` steps.
+    """
+    n = count("n_batches", n_batches)
+    k = count("accumulation", accumulation)
+    w = count("world_size", world_size)
+    per_process = -(-n // w)
+    return -(-per_process // k) if partial_update else per_process // k
 
 
 def trace_scheduler(

@@ -18,6 +18,7 @@ from lrlab import (
     ScheduleLR,
     SquareRootScheduler,
     WarmupMultiFactorLR,
+    updates_per_epoch,
     trace_scheduler,
 )
 
@@ -251,3 +252,39 @@ def test_schedulelr_refuses_a_field_value_out_of_range():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
     with pytest.raises(ValueError, match=r"weight_decay\(0\) returned -1; it must be finite and >= 0"):
         ScheduleLR(opt, ConstantScheduler(0.1), fields={"weight_decay": lambda t: -1})
+
+
+# ----------------------------------------------------------------- updates per epoch
+
+
+def _updates_of_the_loop(loader, accumulation, partial_update):
+    """Count the optimizer steps of the usual accumulation loop over ``loader``."""
+    updates = 0
+    for i, _ in enumerate(loader):
+        if (i + 1) % accumulation == 0 or (partial_update and i + 1 == len(loader)):
+            updates += 1
+    return updates
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 40), st.integers(1, 5), st.integers(1, 6), st.booleans())
+def test_updates_per_epoch_counts_what_a_distributed_accumulating_loop_does(n, batch, world, accumulation, partial):
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    data = list(range(n))
+    n_batches = len(DataLoader(data, batch_size=batch))
+    expected = {_updates_of_the_loop(DataLoader(data, batch_size=batch,
+                                                sampler=DistributedSampler(data, num_replicas=world, rank=r,
+                                                                           shuffle=False)),
+                                     accumulation, partial) for r in range(world)}
+    assert expected == {updates_per_epoch(n_batches, accumulation, world, partial_update=partial)}
+
+
+def test_updates_per_epoch_by_hand_and_errors():
+    # d2l's 60,000 images at batch 256: 235 batches; 4 per update on 2 processes: ceil(ceil(235/2)/4) = 30
+    assert updates_per_epoch(235) == 235 and updates_per_epoch(235, 4) == 59
+    assert updates_per_epoch(235, 4, 2) == 30 and updates_per_epoch(235, 4, 2, partial_update=False) == 29
+    for kwargs, name in [(dict(n_batches=0), "n_batches"), (dict(n_batches=10, accumulation=0), "accumulation"),
+                         (dict(n_batches=10, world_size=1.5), "world_size")]:
+        with pytest.raises(ValueError, match=name):
+            updates_per_epoch(**kwargs)
