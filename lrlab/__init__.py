@@ -36,6 +36,7 @@ from .schedules import (
     WSDScheduler,
 )
 from .lr_scheduler import ScheduleLR, WarmupMultiFactorLR, trace_scheduler, updates_per_epoch
+from .schedule_names import SCHEDULE_NAMES, get_schedule
 from .lr_find import LRFindResult, LRFindSpread, lr_find, lr_find_seeds
 from .device import check_device, try_gpu
 from .data import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist, validation_split
@@ -53,6 +54,8 @@ __all__ = [
     "PiecewiseInterpolateScheduler", "WSDScheduler",
     # torch drop-ins
     "ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler", "updates_per_epoch",
+    # schedules by name (transformers' names)
+    "get_schedule", "SCHEDULE_NAMES",
     # the learning-rate range test
     "lr_find", "lr_find_seeds", "LRFindResult", "LRFindSpread",
     # training
