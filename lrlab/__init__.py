@@ -32,6 +32,7 @@ from .schedules import (
     CyclicScheduler,
     CyclicMomentum,
     InverseSqrtScheduler,
+    CosineCyclesScheduler,
     PiecewiseInterpolateScheduler,
     WSDScheduler,
 )
@@ -50,7 +51,7 @@ __all__ = [
     "Schedule", "ConstantScheduler", "SquareRootScheduler", "FactorScheduler", "MultiFactorScheduler",
     "StepScheduler", "ExponentialScheduler", "CosineScheduler", "PolyScheduler", "WarmupMultiFactorSchedule",
     "LinearWarmup", "SequentialScheduler", "ProductScheduler", "OneCycleScheduler", "OneCycleMomentum", "CosineRestartsScheduler",
-    "CyclicScheduler", "CyclicMomentum", "InverseSqrtScheduler",
+    "CyclicScheduler", "CyclicMomentum", "InverseSqrtScheduler", "CosineCyclesScheduler",
     "PiecewiseInterpolateScheduler", "WSDScheduler",
     # torch drop-ins
     "ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler", "updates_per_epoch",

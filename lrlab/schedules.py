@@ -46,6 +46,7 @@ __all__ = [
     "OneCycleMomentum",
     "CosineRestartsScheduler",
     "InverseSqrtScheduler",
+    "CosineCyclesScheduler",
     "PiecewiseInterpolateScheduler",
     "CyclicScheduler",
     "CyclicMomentum",
@@ -620,6 +621,64 @@ class CosineRestartsScheduler(Schedule):
     def value(self, t: np.ndarray) -> np.ndarray:
         start, length = self.cycle(t)
         return self.eta_min + (self.base_lr - self.eta_min) * (1.0 + np.cos(np.pi * (t - start) / length)) / 2.0
+
+
+@dataclass(frozen=True)
+class CosineCyclesScheduler(Schedule):
+    """Cosine cycles with decaying peaks and a cycle limit: the closed form of timm's ``CosineLRScheduler``.
+
+    timm's names (Wightman, ``timm/scheduler/cosine_lr.py``, version 1.0.31). With ``W = warmup_t``, the
+    step counted from the warmup's end ``s = t - W`` when ``warmup_prefix`` (else ``s = t``), the first
+    cycle's length ``T_0 = t_initial`` and ``m = cycle_mul``, the cycle ``i`` that ``s`` is in, its length
+    ``T_i`` and the steps into it ``c`` are::
+
+        m = 1 : i = floor(s / T_0),                       T_i = T_0,         c = s - i T_0
+        m != 1: i = floor(log_m(1 - s / T_0 * (1 - m))),  T_i = m^i T_0,     c = s - (1 - m^i) / (1 - m) T_0
+
+    and the rate::
+
+        t < W                  : warmup_lr_init + t * (base_lr - warmup_lr_init) / W
+        i < cycle_limit        : lr_min + (base_lr * cycle_decay^i - lr_min) * (1 + cos(pi c^k / T_i^k)) / 2
+        otherwise              : lr_min
+
+    with ``k = k_decay``. Each cycle restarts at its own peak, ``cycle_decay`` times the last one's (a
+    peak decayed below ``lr_min`` rises from below it to ``lr_min``, as timm's does); after
+    ``cycle_limit`` cycles the rate stays at ``lr_min``. Without ``warmup_prefix`` the warmup
+    overlaps the first cycle: the cosine takes over at step ``W`` from where it has got to by then.
+    timm's optional noise is left out.
+    """
+
+    t_initial: float = param(positive)
+    base_lr: float = param(non_negative, 0.1)
+    lr_min: float = param(non_negative, 0.0)
+    cycle_mul: float = param(positive, 1.0)
+    cycle_decay: float = param(positive, 1.0)
+    cycle_limit: int = param(count, 1)
+    warmup_t: float = param(non_negative, 0)
+    warmup_lr_init: float = param(non_negative, 0.0)
+    warmup_prefix: bool = False
+    k_decay: float = param(positive, 1.0)
+
+    def cycle(self, t: np.ndarray) -> tuple:
+        """``(i, T_i, c)``: the cycle each step is in (from 0), its length and the steps into it."""
+        s = np.maximum(t - self.warmup_t if self.warmup_prefix else t, 0.0)
+        T0, m = self.t_initial, self.cycle_mul
+        if m == 1:
+            i = np.floor(s / T0)
+            return i, np.full_like(s, T0), s - T0 * i
+        i = np.floor(np.log(1 - s / T0 * (1 - m)) / np.log(m))
+        return i, m ** i * T0, s - (1 - m ** i) / (1 - m) * T0
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        i, length, into = self.cycle(t)
+        peak = self.base_lr * self.cycle_decay ** i
+        k = self.k_decay
+        cosine = self.lr_min + 0.5 * (peak - self.lr_min) * (1 + np.cos(np.pi * into ** k / length ** k))
+        after = np.where(i < self.cycle_limit, cosine, self.lr_min)
+        W = self.warmup_t
+        if W == 0:
+            return after
+        return np.where(t < W, self.warmup_lr_init + t * ((self.base_lr - self.warmup_lr_init) / W), after)
 
 
 def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:

@@ -12,7 +12,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
-from lrlab import (CosineRestartsScheduler, CyclicScheduler, InverseSqrtScheduler, OneCycleScheduler,
+from lrlab import (CosineCyclesScheduler, CosineRestartsScheduler, CyclicScheduler, InverseSqrtScheduler,
+                   OneCycleScheduler,
                    PiecewiseInterpolateScheduler, ScheduleLR, SquareRootScheduler, WSDScheduler)
 
 TOL = 1e-12
@@ -371,6 +372,55 @@ def test_piecewise_interpolate_stays_between_its_values(bs, kind, t):
     assert values.min() * (1 - 1e-12) - 1e-15 <= s(t) <= values.max() * (1 + 1e-12) + 1e-15
 
 
+# ----------------------------------------------------------------- cosine cycles (timm's CosineLRScheduler)
+
+
+COSINE_CYCLES_CASES = [
+    dict(t_initial=20),
+    dict(t_initial=10, cycle_limit=3, cycle_decay=0.5, lr_min=0.01),
+    dict(t_initial=5, cycle_mul=2.0, cycle_limit=4, cycle_decay=0.8),
+    dict(t_initial=30, warmup_t=5, warmup_lr_init=0.001),
+    dict(t_initial=30, warmup_t=5, warmup_lr_init=0.001, warmup_prefix=True, cycle_limit=2),
+    dict(t_initial=12, k_decay=2.0, cycle_limit=3),
+    dict(t_initial=7, cycle_mul=1.5, cycle_limit=5, warmup_t=3, warmup_prefix=True, cycle_decay=0.9),
+]
+
+
+@pytest.mark.parametrize("kwargs", COSINE_CYCLES_CASES)
+@pytest.mark.parametrize("per", ["epoch", "update"])
+def test_cosine_cycles_equal_timm_at_every_step(kwargs, per):
+    timm_cosine = pytest.importorskip("timm.scheduler.cosine_lr")
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(p, lr=0.1)
+    sched = timm_cosine.CosineLRScheduler(opt, t_in_epochs=per == "epoch", **kwargs)
+    theirs = []
+    for t in range(90):  # timm's protocol: step(epoch) per epoch, step_update(num_updates) per update
+        sched.step(t) if per == "epoch" else sched.step_update(t)
+        theirs.append(opt.param_groups[0]["lr"])
+    ours = CosineCyclesScheduler(base_lr=0.1, **kwargs)
+    np.testing.assert_allclose(ours(np.arange(90.0)), theirs, rtol=TOL, atol=TOL)
+
+
+def test_cosine_cycles_by_hand():
+    s = CosineCyclesScheduler(10, base_lr=1.0, cycle_decay=0.5, cycle_limit=3, lr_min=0.0)
+    assert [s(t) for t in (0, 10, 20, 30, 45)] == pytest.approx([1.0, 0.5, 0.25, 0.0, 0.0], abs=1e-15)
+    assert s(5) == pytest.approx(0.5) and s(15) == pytest.approx(0.25)  # halfway down each cycle
+    longer = CosineCyclesScheduler(4, base_lr=1.0, cycle_mul=2.0, cycle_limit=3)
+    assert [longer(t) for t in (0, 4, 12)] == pytest.approx([1.0, 1.0, 1.0]) and longer(28) == 0.0  # 4 + 8 + 16
+    warm = CosineCyclesScheduler(20, base_lr=0.2, warmup_t=4, warmup_lr_init=0.0, warmup_prefix=True)
+    assert warm(2) == pytest.approx(0.1) and warm(4) == pytest.approx(0.2)
+    overlap = CosineCyclesScheduler(20, base_lr=0.2, warmup_t=4)  # the cosine takes over where it has got to
+    assert overlap(4) == pytest.approx(0.1 * (1 + math.cos(math.pi * 4 / 20)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1, 50), st.floats(1, 3), st.floats(0.1, 1), st.integers(1, 6), st.floats(0, 500))
+def test_cosine_cycles_stay_between_the_lowest_peak_or_floor_and_the_first_peak(T0, mul, decay, limit, t):
+    s = CosineCyclesScheduler(T0, base_lr=0.3, lr_min=0.01, cycle_mul=mul, cycle_decay=decay, cycle_limit=limit)
+    lowest = min(0.01, 0.3 * decay ** (limit - 1))  # a peak decayed below lr_min dips under it, as in timm
+    assert lowest - 1e-12 <= s(t) <= 0.3 + 1e-12
+
+
 # ----------------------------------------------------------------- parameter errors
 
 
@@ -401,6 +451,10 @@ def test_piecewise_interpolate_stays_between_its_values(bs, kind, t):
     (lambda: PiecewiseInterpolateScheduler("linear", 0.1, {-5: 0.1}), "boundaries_and_scales step"),
     (lambda: PiecewiseInterpolateScheduler("linear", 0.1, [(5, 0.1), (5.0, 0.2)]), "names a step twice"),
     (lambda: PiecewiseInterpolateScheduler("linear", 0.1, 0.5), "must be a dict"),
+    (lambda: CosineCyclesScheduler(0), "t_initial"),
+    (lambda: CosineCyclesScheduler(10, cycle_limit=0), "cycle_limit"),
+    (lambda: CosineCyclesScheduler(10, cycle_decay=-0.5), "cycle_decay"),
+    (lambda: CosineCyclesScheduler(10, warmup_t=-1), "warmup_t"),
     (lambda: WSDScheduler(0, 0.1, decay_fraction=0.2), "total_steps"),
     (lambda: WSDScheduler(10, -0.1, decay_fraction=0.2), "peak_lr"),
     (lambda: WSDScheduler(10, 0.1), "exactly one of decay_steps"),
