@@ -390,3 +390,25 @@ def test_decays_are_finite_bounded_and_non_increasing(s, ts):
     assert np.all(np.diff(v) <= 1e-12 * (1 + base))
     # purity: the same values in any order, scalar or vectorised
     assert [s(float(x)) for x in t[::-1]] == list(v[::-1])
+
+
+def optax_warmup_cosine_decay(init_value, peak_value, warmup_steps, decay_steps, end_value, count):
+    """optax 0.2.8, ``optax/schedules/_schedule.py``: ``warmup_cosine_decay_schedule`` (exponent 1), restated:
+    ``join_schedules([linear_schedule(init, peak, warmup), cosine_decay_schedule(peak, decay - warmup,
+    alpha=end / peak)], [warmup])``."""
+    if count < warmup_steps:
+        frac = 1 - count / warmup_steps
+        return (init_value - peak_value) * frac + peak_value
+    steps = float(decay_steps - warmup_steps)
+    c = min(float(count - warmup_steps), steps)
+    alpha = end_value / peak_value
+    return peak_value * ((1 - alpha) * 0.5 * (1 + np.cos(np.pi * c / steps)) + alpha)
+
+
+@pytest.mark.parametrize("init, warmup, decay, end", [(0.0, 5, 20, 0.01), (0.03, 10, 100, 0.0), (0.0, 1, 7, 0.002)])
+def test_cosine_with_warmup_equals_optax_warmup_cosine_decay(init, warmup, decay, end):
+    # optax counts the warmup inside decay_steps and holds end_value after it, as d2l's CosineScheduler does
+    ours = CosineScheduler(decay, base_lr=0.3, final_lr=end, warmup_steps=warmup, warmup_begin_lr=init)
+    t = np.arange(decay + 15)
+    expected = [optax_warmup_cosine_decay(init, 0.3, warmup, decay, end, x) for x in t]
+    np.testing.assert_allclose(ours(t), expected, rtol=REL, atol=1e-15)
