@@ -50,8 +50,8 @@ __all__ = [
     # schedules: pure functions of the step
     "Schedule", "ConstantScheduler", "SquareRootScheduler", "FactorScheduler", "MultiFactorScheduler",
     "StepScheduler", "ExponentialScheduler", "CosineScheduler", "PolyScheduler", "WarmupMultiFactorSchedule",
-    "LinearWarmup", "SequentialScheduler", "ProductScheduler", "OneCycleScheduler", "OneCycleMomentum", "CosineRestartsScheduler",
-    "CyclicScheduler", "CyclicMomentum", "InverseSqrtScheduler", "CosineCyclesScheduler",
+    "LinearWarmup", "SequentialScheduler", "ProductScheduler", "OneCycleScheduler", "OneCycleMomentum",
+    "CosineRestartsScheduler", "CosineCyclesScheduler", "CyclicScheduler", "CyclicMomentum", "InverseSqrtScheduler",
     "PiecewiseInterpolateScheduler", "WSDScheduler",
     # torch drop-ins
     "ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler", "updates_per_epoch",

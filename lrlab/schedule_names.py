@@ -96,7 +96,8 @@ def get_schedule(name: str, peak_lr: float, num_warmup_steps: int = 0, num_train
         D = count("num_decay_steps", _needs(name, args["num_decay_steps"], "num_decay_steps"))
         S = args["num_stable_steps"]
         if S is None:
-            S = count("num_training_steps", _needs(name, num_training_steps, "num_training_steps or num_stable_steps")) - W - D
+            total = _needs(name, num_training_steps, "num_training_steps or num_stable_steps")
+            S = count("num_training_steps", total) - W - D
         S = count("num_stable_steps", S, low=0)
         floor = non_negative("min_lr_ratio", args["min_lr_ratio"]) * peak
         return WSDScheduler(W + S + D, peak_lr=peak, final_lr=floor, warmup_steps=W, decay_steps=D,
