@@ -428,7 +428,7 @@ class ProductScheduler(Schedule):
                           ExponentialScheduler(gamma=0.9, base_lr=0.3)])
 
     As torch's ``ChainedScheduler`` of multiplicative schedulers (``LinearLR``, ``ExponentialLR``, ...),
-    each of which multiplies the rate by its own factor, and optax's product of schedule values.
+    each of which multiplies the rate by its own factor.
     """
 
     schedules: Sequence[Callable[[Any], Any]] = param(_schedules)
