@@ -46,9 +46,12 @@ import torch
 
 from .device import to_device
 
-__all__ = ["lr_find", "lr_find_seeds", "LRFindResult", "LRFindSpread", "lr_ramp", "smooth_losses", "RULES"]
+__all__ = ["lr_find", "lr_find_seeds", "LRFindResult", "LRFindSpread", "lr_ramp", "smooth_losses", "RULES",
+           "MORE_RULES"]
 
 RULES = ("valley", "steepest", "minimum")
+#: Rules :meth:`LRFindResult.suggestion` also knows, beyond the three the course measures (:data:`RULES`).
+MORE_RULES = ("slide",)
 
 
 # --------------------------------------------------------------------------- the pieces
@@ -272,12 +275,17 @@ class LRFindResult:
         negative (torch-lr-finder's suggestion in ``plot``; it differentiates against the iteration
         index, the same argmin for the "exp" ramp, not for "linear").
         ``"minimum"``: the rate of the lowest smoothed loss, divided by 10 (fastai's ``minimum``).
+        ``"slide"``: fastai's ``slide`` with its defaults (``lr_diff=15``, ``thresh=0.005``, ``adjust_value=1``;
+        fastai 2.8.12, ``fastai/callback/schedule.py``): with ``g = np.gradient`` of the smoothed loss
+        against the index, it compares ``g`` at the last point with ``g`` 15 points earlier and slides both
+        one point towards the start while they differ by more than 0.005; the suggestion is the rate at
+        the earlier point where it stops (or the first rate, if it never does).
 
-        Skips default to fastai's trimming ``[num_iter//10 : -5]`` for valley and minimum and to
+        Skips default to fastai's trimming ``[num_iter//10 : -5]`` for valley, minimum and slide, and to
         torch-lr-finder's plot defaults ``skip_start=10, skip_end=5`` for steepest.
         """
-        if rule not in RULES:
-            raise ValueError(f"rule must be one of {RULES}; got rule={rule!r}")
+        if rule not in RULES + MORE_RULES:
+            raise ValueError(f"rule must be one of {RULES + MORE_RULES}; got rule={rule!r}")
         default_start = 10 if rule == "steepest" else self.num_iter // 10
         skip_start = default_start if skip_start is None else int(skip_start)
         skip_end = 5 if skip_end is None else int(skip_end)
@@ -287,6 +295,16 @@ class LRFindResult:
         if rule == "steepest":
             lrs, s = self._curve(rule, skip_start, skip_end, 2)
             return float(lrs[np.argmin(np.gradient(s, np.log10(lrs)))])
+        if rule == "slide":
+            lr_diff, thresh = 15, 0.005
+            lrs, s = self._curve(rule, skip_start, skip_end, lr_diff + 1)
+            g = np.gradient(s)
+            right, left = len(s) - 1, len(s) - 1 - lr_diff
+            chosen = lrs[left]
+            while left >= 0 and abs(g[right] - g[left]) > thresh:
+                chosen = lrs[left]
+                right, left = right - 1, left - 1
+            return float(chosen)
         lrs, s = self._curve(rule, skip_start, skip_end, 3)
         runs = np.ones(len(s), dtype=int)  # runs[i]: longest strictly decreasing subsequence ending at i
         for i in range(1, len(s)):

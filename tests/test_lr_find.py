@@ -387,6 +387,41 @@ def test_valley_matches_fastais_loops(values):
         assert r.suggestion("valley", skip_start=0, skip_end=0) == r.lrs[idx]
 
 
+def slide_reference(lrs, losses, lr_diff=15, thresh=0.005, adjust_value=1.0):
+    """fastai 2.8.12's ``slide`` (``fastai/callback/schedule.py``), line for line, on NumPy arrays."""
+    loss_grad = np.gradient(losses)
+    r_idx = -1
+    l_idx = r_idx - lr_diff
+    local_min_lr = lrs[l_idx]
+    while (l_idx >= -len(losses)) and (abs(loss_grad[r_idx] - loss_grad[l_idx]) > thresh):
+        local_min_lr = lrs[l_idx]
+        r_idx -= 1
+        l_idx -= 1
+    return float(local_min_lr) * adjust_value
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0.0, 5.0), min_size=16, max_size=60), st.integers(0, 3))
+def test_slide_matches_fastais_lines(values, skip_start):
+    r = curve(values)
+    lrs, s = r.lrs[skip_start:], r.smoothed[skip_start:]
+    if len(s) < 16:
+        with pytest.raises(ValueError, match="'slide' needs at least 16"):
+            r.suggestion("slide", skip_start=skip_start, skip_end=0)
+    else:
+        assert r.suggestion("slide", skip_start=skip_start, skip_end=0) == slide_reference(lrs, s)
+
+
+def test_slide_by_hand_and_not_among_the_course_rules():
+    # a straight line has a constant gradient: the first comparison stops the slide at 15 points from the end
+    r = curve(np.linspace(3.0, 1.0, 40))
+    assert r.suggestion("slide", skip_start=0, skip_end=0) == r.lrs[40 - 16]
+    # a gradient that changes by more than 0.005 everywhere slides to the first rate
+    steep = curve(np.arange(20.0) ** 2 / 10)
+    assert steep.suggestion("slide", skip_start=0, skip_end=0) == steep.lrs[0]
+    assert "slide" not in r.suggestions()     # the course's results keep their three rules
+
+
 def test_unknown_rule_and_too_few_points_are_clear_errors():
     r = curve(np.linspace(3, 1, 12))
     with pytest.raises(ValueError, match="valley.*steepest.*minimum"):
