@@ -128,6 +128,23 @@ def _cycle(train_iter):
                              "lrlab.TensorLoader or a DataLoader (a generator is used up after one pass)")
 
 
+def _mean_loss(net, valid_iter, loss, device) -> float:
+    """The mean loss of ``net`` over every example of ``valid_iter``, in eval mode and without gradients."""
+    net.eval()
+    total, n = 0.0, 0
+    try:
+        with torch.no_grad():
+            for X, y in valid_iter:
+                X, y = to_device(X, device), to_device(y, device)
+                total += float(loss(net(X), y)) * len(y)
+                n += len(y)
+    finally:
+        net.train()
+    if n == 0:
+        raise ValueError("valid_iter gave no batch; pass a loader of the validation examples")
+    return total / n
+
+
 def _save_state(net, optimizer, train_iter, device) -> dict:
     params = [p for group in optimizer.param_groups for p in group["params"]] + list(net.parameters())
     state = {
@@ -162,12 +179,18 @@ def _restore_state(net, optimizer, train_iter, state: dict) -> None:
 
 
 def lr_find(net, train_iter, loss, optimizer, start_lr=1e-7, end_lr=10, num_iter=100, *,
-            step_mode="exp", smooth_f=0.05, diverge_th=5.0, device=None) -> "LRFindResult":
+            step_mode="exp", smooth_f=0.05, diverge_th=5.0, device=None, valid_iter=None,
+            accumulation_steps=1) -> "LRFindResult":
     """Run the LR range test on ``net``; return an :class:`LRFindResult`. The net and optimizer are left untouched.
 
     Iteration ``i`` sets every param group's ``lr`` to ``lr_ramp(...)[i]``, takes the next ``(X, y)`` of
     ``train_iter`` (restarted when exhausted), moves it to ``device`` (None: the device of the net's
     parameters; the net itself is not moved) and makes one update on ``loss(net(X), y)`` in train mode.
+    With ``accumulation_steps = k``, one update accumulates the gradients of the next ``k`` batches, each
+    loss divided by ``k``, and the loss recorded is the sum of those quotients (the mean of the ``k``
+    losses). With ``valid_iter``, the loss recorded after each update is instead the mean loss on all of
+    ``valid_iter`` (in eval mode, without gradients: ``sum(loss * len(y)) / examples``), as
+    torch-lr-finder's ``val_loader`` does: slower, but a curve of what the rate does to unseen data.
     The raw loss and its smoothed value (:func:`smooth_losses`) are recorded; the test stops after the
     iteration whose smoothed loss is not finite or exceeds ``diverge_th`` times the best so far (that
     iteration is recorded; ``stopped_early`` and ``stop_iteration`` say so). The ratio test assumes
@@ -184,6 +207,10 @@ def lr_find(net, train_iter, loss, optimizer, start_lr=1e-7, end_lr=10, num_iter
     nothing to suggest from). Ramp, smoothing and stopping conventions: see the module docstring.
     """
     _check(start_lr, end_lr, num_iter, step_mode, smooth_f, diverge_th, optimizer, loss)
+    if isinstance(accumulation_steps, bool) or not isinstance(accumulation_steps, numbers.Integral) \
+            or accumulation_steps < 1:
+        raise ValueError(f"accumulation_steps must be an int >= 1 (batches per update); "
+                         f"got accumulation_steps={accumulation_steps!r}")
     if not isinstance(net, torch.nn.Module):
         raise TypeError(f"net must be a torch.nn.Module; got {type(net).__name__}")
     if device is None:
@@ -195,15 +222,22 @@ def lr_find(net, train_iter, loss, optimizer, start_lr=1e-7, end_lr=10, num_iter
     saved = _save_state(net, optimizer, train_iter, device)
     try:
         net.train()
-        for i, (lr, (X, y)) in enumerate(zip(ramp, _cycle(train_iter))):
-            X, y = to_device(X, device), to_device(y, device)
+        batches = _cycle(train_iter)
+        for i, lr in enumerate(ramp):
             for group in optimizer.param_groups:
                 group["lr"] = float(lr)
             optimizer.zero_grad()
-            value = loss(net(X), y)
-            value.backward()
+            total = None
+            for _ in range(accumulation_steps):
+                X, y = next(batches)
+                X, y = to_device(X, device), to_device(y, device)
+                value = loss(net(X), y)
+                if accumulation_steps > 1:
+                    value = value / accumulation_steps
+                value.backward()
+                total = value.detach() if total is None else total + value.detach()
             optimizer.step()
-            raw = float(value.detach())
+            raw = float(total) if valid_iter is None else _mean_loss(net, valid_iter, loss, device)
             if i == 0 and not math.isfinite(raw):
                 raise ValueError(f"the loss at the first iteration (lr={lr:.3g}) is {raw}: nothing to suggest from. "
                                  f"Check the data, model and loss, or lower start_lr")

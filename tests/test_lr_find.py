@@ -520,3 +520,44 @@ def test_plots_return_figures_with_the_suggestions_marked():
     fig = spread.plot()
     assert isinstance(fig, Figure) and fig.axes[0].get_xscale() == "log"
     assert {"seed 0", "seed 1", *RULES} <= {line.get_label() for line in fig.axes[0].get_lines()}
+
+
+# --------------------------------------------------------------------------- 8. torch-lr-finder itself
+
+
+@pytest.mark.parametrize("accumulation, validate", [(1, False), (3, False), (1, True), (2, True)])
+def test_raw_losses_and_rates_equal_torch_lr_finder(accumulation, validate):
+    """With smoothing off in torch-lr-finder (it smooths without fastai's bias correction), its recorded
+    losses are the raw ones: lrlab's equal them bit for bit, accumulated and validated alike."""
+    torch_lr_finder = pytest.importorskip("torch_lr_finder")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    X, Xv = torch.randn(96, 5), torch.randn(40, 5)
+    w = torch.randn(5, 1)
+    train = DataLoader(TensorDataset(X, X @ w + 0.1 * torch.randn(96, 1)), batch_size=16)
+    valid = DataLoader(TensorDataset(Xv, Xv @ w), batch_size=16) if validate else None
+
+    def start():
+        torch.manual_seed(1)
+        net = torch.nn.Linear(5, 1)
+        return net, torch.optim.SGD(net.parameters(), lr=1e-4)
+
+    finder = torch_lr_finder.LRFinder(*start(), torch.nn.MSELoss(), device="cpu")
+    finder.range_test(train, val_loader=valid, start_lr=1e-4, end_lr=1, num_iter=20, smooth_f=0, diverge_th=1e9,
+                      accumulation_steps=accumulation)
+    net, opt = start()
+    ours = lr_find(net, train, torch.nn.MSELoss(), opt, start_lr=1e-4, end_lr=1, num_iter=20, diverge_th=1e9,
+                   valid_iter=valid, accumulation_steps=accumulation)
+    np.testing.assert_array_equal(ours.losses, finder.history["loss"])
+    np.testing.assert_array_equal(ours.lrs, finder.history["lr"])
+
+
+def test_accumulation_steps_and_empty_validation_are_checked():
+    net = torch.nn.Linear(2, 1)
+    batches = [(torch.randn(4, 2), torch.randn(4, 1))]
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="accumulation_steps must be an int >= 1"):
+        lr_find(net, batches, torch.nn.MSELoss(), opt, accumulation_steps=0)
+    with pytest.raises(ValueError, match="valid_iter gave no batch"):
+        lr_find(net, batches, torch.nn.MSELoss(), opt, valid_iter=[])
