@@ -32,6 +32,8 @@ class ScheduleLR(LRScheduler):
     ``schedule`` is an lrlab schedule or any callable ``t -> lr`` (``t`` an int >= 0). With one
     param group the lr equals ``schedule(t)`` exactly. With several, each group keeps the ratio of
     its initial lr to the first group's: ``lr_i = schedule(t) * initial_lr_i / initial_lr_0``.
+    A list of schedules, one per param group, drives each group by its own: ``lr_i = schedule[i](t)``
+    exactly (discriminative rates for fine-tuning, as a list of lambdas does in torch's ``LambdaLR``).
 
     ``fields``: more param-group fields driven by schedules of the same ``t``, written into every group
     with the rate: ``{"weight_decay": s}``, ``{"momentum": s}``, or any other field the optimizer's groups
@@ -56,10 +58,20 @@ class ScheduleLR(LRScheduler):
         wd = ScheduleLR(opt, one, fields={"weight_decay": CosineScheduler(30, base_lr=5e-4, final_lr=5e-5)})
     """
 
-    def __init__(self, optimizer: Optimizer, schedule: Callable[[int], float], last_epoch: int = -1, *,
+    def __init__(self, optimizer: Optimizer, schedule: Callable[[int], float] | Sequence[Callable[[int], float]],
+                 last_epoch: int = -1, *,
                  momentum: Callable[[int], float] | None = None,
                  fields: Mapping[str, Callable[[int], float]] | None = None) -> None:
-        if not callable(schedule):
+        if isinstance(schedule, (list, tuple)):
+            groups = len(optimizer.param_groups)
+            if len(schedule) != groups:
+                raise ValueError(f"schedule is a list of {len(schedule)} schedules for {groups} param groups; "
+                                 f"give one per group, or a single schedule for all of them")
+            for i, each in enumerate(schedule):
+                if not callable(each):
+                    raise TypeError(f"schedule[{i}] must be callable (t -> learning rate), got {type(each).__name__}")
+            schedule = tuple(schedule)
+        elif not callable(schedule):
             raise TypeError(f"schedule must be callable (t -> learning rate), got {type(schedule).__name__}")
         fields = dict(fields or {})
         if momentum is not None:
@@ -113,6 +125,8 @@ class ScheduleLR(LRScheduler):
                     group[name] = x
 
     def _lrs_at(self, t: int) -> list[Any]:
+        if isinstance(self.schedule, tuple):
+            return [checked_rate(each(t), f"schedule[{i}]({t})") for i, each in enumerate(self.schedule)]
         lr = checked_rate(self.schedule(t), f"schedule({t})")
         first = self.base_lrs[0]
         if len(self.base_lrs) > 1 and first == 0:

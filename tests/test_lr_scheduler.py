@@ -288,3 +288,38 @@ def test_updates_per_epoch_by_hand_and_errors():
                          (dict(n_batches=10, world_size=1.5), "world_size")]:
         with pytest.raises(ValueError, match=name):
             updates_per_epoch(**kwargs)
+
+
+# ----------------------------------------------------------------- a schedule per param group
+
+
+def test_a_schedule_per_group_equals_lambda_lr_with_a_list():
+    """Discriminative rates: a backbone at a tenth of the head's rate, each with its own schedule."""
+    backbone, head = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+
+    def optimizer():
+        return torch.optim.SGD([{"params": backbone.parameters(), "lr": 0.01}, {"params": head.parameters(), "lr": 0.1}])
+
+    ours_opt = optimizer()
+    ours = ScheduleLR(ours_opt, [CosineScheduler(20, base_lr=0.01, final_lr=0.001),
+                                 LinearWarmup(ConstantScheduler(0.1), 5)])
+    theirs_opt = optimizer()
+    theirs = L.LambdaLR(theirs_opt, [lambda t: CosineScheduler(20, base_lr=0.01, final_lr=0.001)(t) / 0.01,
+                                     lambda t: LinearWarmup(ConstantScheduler(0.1), 5)(t) / 0.1])
+    for t in range(30):
+        for a, b in zip(ours_opt.param_groups, theirs_opt.param_groups):
+            assert a["lr"] == pytest.approx(b["lr"], rel=1e-12, abs=1e-15)
+        assert ours_opt.param_groups[0]["lr"] == CosineScheduler(20, base_lr=0.01, final_lr=0.001)(t)
+        ours_opt.step(), theirs_opt.step()
+        ours.step(), theirs.step()
+
+
+def test_a_schedule_per_group_is_checked():
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD([{"params": p, "lr": 0.1}])
+    with pytest.raises(ValueError, match="a list of 2 schedules for 1 param groups"):
+        ScheduleLR(opt, [ConstantScheduler(0.1), ConstantScheduler(0.2)])
+    with pytest.raises(TypeError, match=r"schedule\[0\] must be callable"):
+        ScheduleLR(opt, [0.1])
+    with pytest.raises(ValueError, match=r"schedule\[0\]\(0\)"):
+        ScheduleLR(opt, [lambda t: float("nan")])
