@@ -675,10 +675,7 @@ class CosineCyclesScheduler(Schedule):
         k = self.k_decay
         cosine = self.lr_min + 0.5 * (peak - self.lr_min) * (1 + np.cos(np.pi * into ** k / length ** k))
         after = np.where(i < self.cycle_limit, cosine, self.lr_min)
-        W = self.warmup_t
-        if W == 0:
-            return after
-        return np.where(t < W, self.warmup_lr_init + t * ((self.base_lr - self.warmup_lr_init) / W), after)
+        return _after_warmup(t, self.warmup_t, self.warmup_lr_init, self.base_lr, after)
 
 
 def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
@@ -764,12 +761,8 @@ class PiecewiseInterpolateScheduler(Schedule):
         i = np.searchsorted(bounds, t, side="right") - 1
         last = i >= len(bounds) - 1
         j = np.minimum(i, len(bounds) - 2)  # the interval (unused where last)
-        start, end = values[j], values[j + 1]
         pct = (t - bounds[j]) / np.maximum(bounds[j + 1] - bounds[j], 1.0)
-        if self.interpolate_type == "linear":
-            inside = (end - start) * pct + start
-        else:
-            inside = end + (start - end) / 2.0 * (np.cos(np.pi * pct) + 1.0)
+        inside = _anneal(values[j], values[j + 1], pct, "cos" if self.interpolate_type == "cosine" else "linear")
         return np.where(last, values[-1], inside)
 
 
