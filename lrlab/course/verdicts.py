@@ -200,6 +200,12 @@ def _where(where) -> str:
 def evaluate(claim: Claim, where=None) -> tuple:
     """``(epoch, PairedDifference)`` of ``claim`` on the tables in ``where`` (default: the committed results);
     ``epoch`` is the epoch compared (the runs' last, for ``epoch=None``) or ``"last3"``."""
+    epoch, p, _, _ = _evaluate(claim, where)
+    return epoch, p
+
+
+def _evaluate(claim: Claim, where=None) -> tuple:
+    """:func:`evaluate`, and the two arms it compared (``{"variant", "schedule"}``, a chosen peak resolved)."""
     where = _where(where)
     a_frame = _table(claim.study, where)
     b_frame = a_frame if claim.study_b is None else _table(claim.study_b, where)
@@ -209,7 +215,7 @@ def evaluate(claim: Claim, where=None) -> tuple:
     epoch = claim.epoch if claim.epoch is not None else int(_results.select(a_frame, **a)["epoch"].max())
     if claim.epoch_b is not None:
         epoch = f"{epoch}/{claim.epoch_b}"
-    return epoch, p  # the epoch compared: a's last, when the claim names none
+    return epoch, p, a, b  # the epoch compared: a's last, when the claim names none
 
 
 def _arm(frame, arm: tuple) -> dict:
@@ -230,16 +236,12 @@ def verdict_table(claims=CLAIMS, where=None):
 
     rows = []
     for c in claims:
-        epoch, p = evaluate(c, where)
-        w = _where(where)
-        a = _arm(_table(c.study, w), c.a)
-        b = _arm(_table(c.study_b or c.study, w), c.b)
+        epoch, p, a, b = _evaluate(c, where)
         rows.append({"chapter": c.chapter, "claim": c.claim,
                      "study": c.study if c.study_b is None else f"{c.study}+{c.study_b}", "epoch": str(epoch),
                      "measure": c.measure, "variant_a": a["variant"], "schedule_a": a["schedule"],
                      "variant_b": b["variant"], "schedule_b": b["schedule"], "n": p.n, "mean_diff": p.mean_diff,
-                     "ci_low": p.ci_low,
-                     "ci_high": p.ci_high, "sign_count": p.sign_count, "verdict": p.verdict})
+                     "ci_low": p.ci_low, "ci_high": p.ci_high, "sign_count": p.sign_count, "verdict": p.verdict})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
