@@ -39,8 +39,13 @@ def source(claim: str, where=None) -> str:
     return _verdicts.source_verdict(verdict(claim, where), expects)
 
 
-def _d2l(where=None):
-    return _results.read_table("d2l" if where is None else f"{where}/d2l.csv")
+def _table(name: str, where=None):
+    return _results.read_table(name if where is None else f"{where}/{name}.csv")
+
+
+def _folder(where=None):
+    """The results folder: ``where``, or the committed results."""
+    return _results.results_dir() if where is None else where
 
 
 # --------------------------------------------------------------------------- the chapters
@@ -48,7 +53,7 @@ def _d2l(where=None):
 
 def why_schedule(where=None) -> dict:
     """'Why schedule the learning rate': the constant 0.3 over seeds; how it ends; d2l's printed run."""
-    d2l = _d2l(where)
+    d2l = _table("d2l", where)
     runs = _verdicts.with_measures(_results.select(d2l, variant="corrected", schedule="constant"))
 
     def window(first, last):
@@ -66,7 +71,7 @@ def why_schedule(where=None) -> dict:
 
 def sqrt_factor(where=None) -> dict:
     """'The square-root and factor schedules': d2l's four statements, and the paired method introduced."""
-    d2l = _d2l(where)
+    d2l = _table("d2l", where)
     final = _results.final_epoch(d2l).set_index(["variant", "schedule", "seed"])
     norm_ratio = (final.loc[("corrected", "square_root"), "weight_norm"].mean()
                   / final.loc[("corrected", "constant"), "weight_norm"].mean())
@@ -90,7 +95,7 @@ def sqrt_factor(where=None) -> dict:
 
 def piecewise_constant(where=None) -> dict:
     """'Piecewise constant schedules': the cut at epoch 15, paired within each run; d2l's 'better solution'."""
-    d2l = _d2l(where)
+    d2l = _table("d2l", where)
     described = _results.select(d2l, variant="corrected", schedule="multi_step")
     loss = described.pivot(index="epoch", columns="seed", values="train_loss")  # one column per seed
     at_cut = loss.loc[14] - loss.loc[15]  # the fall into epoch 15, the first at 0.25
@@ -106,7 +111,7 @@ def piecewise_constant(where=None) -> dict:
 
 def cosine_warmup(where=None) -> dict:
     """'Cosine schedules and warmup': the cosines against the constant rate; warmup's first five epochs."""
-    d2l = _d2l(where)
+    d2l = _table("d2l", where)
     warm_vs_plain = _results.paired(d2l, {"variant": "corrected", "schedule": "cosine_warmup"},
                                     {"variant": "corrected", "schedule": "cosine"})
     return {"c5_cos": says("cosine_better_corrected", where),
@@ -123,7 +128,7 @@ def cosine_warmup(where=None) -> dict:
 
 def mnist_cnn(where=None) -> dict:
     """'StepLR and CosineAnnealingLR on MNIST': the four variants, every pair compared seed by seed."""
-    mnist = _results.read_table("mnist_cnn" if where is None else f"{where}/mnist_cnn.csv")
+    mnist = _table("mnist_cnn", where)
     final = _results.final_epoch(mnist)
     means = final.groupby(["variant", "schedule"])["test_acc"].mean()
     claims = [c.claim for c in _verdicts.CLAIMS if c.chapter == "mnist-step-cosine"]
@@ -137,15 +142,11 @@ def mnist_cnn(where=None) -> dict:
             "mnist_widest": says(widest, where)}
 
 
-def _table(name: str, where=None):
-    return _results.read_table(name if where is None else f"{where}/{name}.csv")
-
-
 def lr_finder(where=None) -> dict:
     """'Finding the learning rate': the rates the range test suggested, and training at them."""
     from .studies import range_test_rates
 
-    rates = range_test_rates(_results.results_dir() if where is None else where)
+    rates = range_test_rates(_folder(where))
     found = _table("lr_find", where)
     steepest = _results.final_epoch(_results.select(found, schedule="steepest"))
     return {"c9a_valley": rates["valley"], "c9a_minimum": rates["minimum"], "c9a_steepest": rates["steepest"],
@@ -153,7 +154,7 @@ def lr_finder(where=None) -> dict:
             "c9a_md": says("lr_find_minimum_vs_constant", where),
             "c9a_md3": says("lr_find_minimum_vs_constant_last3", where),
             "c9a_steep_acc": steepest.test_acc.max(), "c9a_steep_loss": steepest.train_loss.min(),
-            "c9a_epoch0": _results.select(_d2l(where), variant="corrected", schedule="constant", epoch=0)["train_loss"].mean()}
+            "c9a_epoch0": _results.select(_table("d2l", where), variant="corrected", schedule="constant", epoch=0)["train_loss"].mean()}
 
 
 def cycles(where=None) -> dict:
@@ -185,7 +186,7 @@ def unknown_budget(where=None) -> dict:
     out.update({f"c9c_sf_{B}": says(f"schedule_free_vs_cosine_{B}", where) for B in (10, 20, 30)})
     out.update(c9c_probe_03=probe["schedule_free@0.3"], c9c_probe_1=probe["schedule_free@1"],
                c9c_probe_epochs=PROBE_EPOCHS,
-               c9c_sf_lr=schedule_free_lr(_results.results_dir() if where is None else where))
+               c9c_sf_lr=schedule_free_lr(_folder(where)))
     return out
 
 
@@ -265,7 +266,7 @@ def large_batches(where=None) -> dict:
         out[f"c9d_room_{peak.replace('.', '')}"] = float(search[search.schedule == f"constant@{peak}"].val_acc.mean())
     from .studies import range_test_rates
 
-    out["c9d_steepest"] = range_test_rates(_results.results_dir() if where is None else where)["steepest"]
+    out["c9d_steepest"] = range_test_rates(_folder(where))["steepest"]
     return out
 
 
@@ -291,7 +292,7 @@ def comparison(where=None) -> dict:
     peak (the tuned study), and d2l's printed runs against the course's seeds."""
     from ..sources.d2l_section import RUNS
 
-    d2l = _d2l(where)
+    d2l = _table("d2l", where)
     final = _results.final_epoch(d2l)
     sds = final.groupby(["variant", "schedule"]).test_acc.std()
     out = {"c10_n": int(final.groupby(["variant", "schedule"]).size().min()),
@@ -314,7 +315,7 @@ def comparison(where=None) -> dict:
     # each shape at its own peak
     from .studies import D2L_PEAKS, TUNED_PEAKS, tuned_peaks
 
-    peaks = tuned_peaks(_results.results_dir() if where is None else where)
+    peaks = tuned_peaks(_folder(where))
     tuned = _table("tuned", where)
     search = _results.final_epoch(_results.select(tuned, variant="search"))
     finals = _results.final_epoch(_results.select(tuned, variant="final"))
@@ -356,7 +357,7 @@ def exercises(where=None) -> dict:
     tuned = _table("tuned", where)
     search = _results.final_epoch(_results.select(tuned, variant="search"))
     constant = {p: float(search[search.schedule == f"constant@{p:g}"].val_acc.mean()) for p in TUNED_PEAKS}
-    best = tuned_peaks(_results.results_dir() if where is None else where)["constant"]
+    best = tuned_peaks(_folder(where))["constant"]
     finals = _results.final_epoch(_results.select(tuned, variant="final", schedule=f"constant@{best:g}"))
     out = {f"c12_val_{str(p).replace('.', '')}": v for p, v in constant.items()}
     out.update(c12_best=best, c12_best_val=constant[best], c12_best_test=float(finals.test_acc.mean()),
