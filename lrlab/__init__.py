@@ -35,6 +35,7 @@ from .schedules import (
     CosineCyclesScheduler,
     PiecewiseInterpolateScheduler,
     WSDScheduler,
+    SWAScheduler,
 )
 from .lr_scheduler import ScheduleLR, WarmupMultiFactorLR, trace_scheduler, updates_per_epoch
 from .schedule_names import SCHEDULE_NAMES, get_schedule
@@ -43,6 +44,7 @@ from .device import check_device, try_gpu
 from .data import TensorLoader, load_data_cifar10, load_data_fashion_mnist, load_data_mnist, validation_split
 from .train import History, evaluate_accuracy, is_schedule_free, train
 from .callbacks import Callback, Checkpoint, CheckpointError
+from .averaging import WeightAverage
 from .plot import plot_histories, plot_lr_trace, plot_schedules
 from .stats import PairedDifference, paired_difference
 
@@ -52,7 +54,7 @@ __all__ = [
     "StepScheduler", "ExponentialScheduler", "CosineScheduler", "PolyScheduler", "WarmupMultiFactorSchedule",
     "LinearWarmup", "SequentialScheduler", "ProductScheduler", "OneCycleScheduler", "OneCycleMomentum",
     "CosineRestartsScheduler", "CosineCyclesScheduler", "CyclicScheduler", "CyclicMomentum", "InverseSqrtScheduler",
-    "PiecewiseInterpolateScheduler", "WSDScheduler",
+    "PiecewiseInterpolateScheduler", "WSDScheduler", "SWAScheduler",
     # torch drop-ins
     "ScheduleLR", "WarmupMultiFactorLR", "trace_scheduler", "updates_per_epoch",
     # schedules by name (transformers' names)
@@ -62,7 +64,7 @@ __all__ = [
     # training
     "try_gpu", "check_device", "TensorLoader", "load_data_fashion_mnist", "load_data_mnist", "load_data_cifar10",
     "validation_split", "History", "train", "evaluate_accuracy", "is_schedule_free", "Callback", "Checkpoint",
-    "CheckpointError",
+    "CheckpointError", "WeightAverage",
     # figures and comparisons
     "plot_schedules", "plot_histories", "plot_lr_trace", "PairedDifference", "paired_difference",
 ]

@@ -3,15 +3,16 @@
 A callback is any object with some of these methods; :func:`lrlab.train` calls each one that exists,
 in the order the callbacks were given, with the :class:`TrainState` of the run:
 
-==================  ===========================================================================
-method              called
-==================  ===========================================================================
-``on_train_begin``  once, before the first epoch (after a resumed run's state is in place)
-``on_epoch_begin``  before each epoch's first update (the epoch's rate is already set)
-``on_update_end``   after each update (``optimizer.step()``, and a per-update torch scheduler's step)
-``on_epoch_end``    after each epoch's evaluation and scheduler step: ``state.history`` holds the epoch
-``on_train_end``    once, after the last epoch (or the one that stopped training)
-==================  ===========================================================================
+=====================  ========================================================================
+method                 called
+=====================  ========================================================================
+``on_train_begin``     once, before the first epoch (after a resumed run's state is in place)
+``on_epoch_begin``     before each epoch's first update (the epoch's rate is already set)
+``on_update_end``      after each update (``optimizer.step()``, and a per-update torch scheduler's step)
+``on_evaluate_begin``  after each epoch's last update, before its evaluation (which uses ``state.eval_net``)
+``on_epoch_end``       after each epoch's evaluation and scheduler step: ``state.history`` holds the epoch
+``on_train_end``       once, after the last epoch (or the one that stopped training)
+=====================  ========================================================================
 
 A callback stops training after the current epoch by setting ``state.stop`` to a reason.
 
@@ -41,12 +42,15 @@ from .history import History
 __all__ = ["TrainState", "Callback", "PrintProgress", "LivePlot", "progress", "in_notebook", "RecordWeightNorm", "StopAfter",
            "Checkpoint", "CheckpointError", "weight_norm"]
 
-HOOKS = ("on_train_begin", "on_epoch_begin", "on_update_end", "on_epoch_end", "on_train_end")
+HOOKS = ("on_train_begin", "on_epoch_begin", "on_update_end", "on_evaluate_begin", "on_epoch_end", "on_train_end")
 
 
 @dataclass
 class TrainState:
-    """What a callback sees: the run's objects, where it stands, and ``stop`` to end it after this epoch."""
+    """What a callback sees: the run's objects, where it stands, and ``stop`` to end it after this epoch.
+
+    ``eval_net``: the net that the validation and test sets are evaluated on, when it is not ``net`` (a
+    weight average, :class:`lrlab.averaging.WeightAverage`, sets it)."""
 
     net: torch.nn.Module
     optimizer: Any
@@ -58,6 +62,7 @@ class TrainState:
     update: int = 0
     stop: Optional[str] = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    eval_net: Optional[torch.nn.Module] = None
 
 
 class Callback:
@@ -70,6 +75,9 @@ class Callback:
         pass
 
     def on_update_end(self, state: TrainState) -> None:
+        pass
+
+    def on_evaluate_begin(self, state: TrainState) -> None:
         pass
 
     def on_epoch_end(self, state: TrainState) -> None:
@@ -304,6 +312,8 @@ class Checkpoint(Callback):
     ``extra()`` (anything else the caller wants back, e.g. wall time). Restored in the same objects, the
     run continues with the same numbers as an uninterrupted one.
 
+    ``stateful``: callbacks with a state of their own (``state_dict()`` / ``load_state_dict()``, e.g. a
+    :class:`lrlab.averaging.WeightAverage`), by name: saved with the run and restored by :meth:`restore`.
     ``write``: False on the processes that must not write (data-parallel ranks other than 0);
     ``barrier``: called after each save (so no process reads a checkpoint before it is written).
     The file is read with ``torch.load(weights_only=True)``; a file that is damaged (an interrupted
@@ -311,8 +321,9 @@ class Checkpoint(Callback):
     """
 
     def __init__(self, path, *, config: Optional[dict] = None, extra: Optional[Callable[[], dict]] = None,
-                 write: bool = True, barrier: Optional[Callable[[], None]] = None):
+                 write: bool = True, barrier: Optional[Callable[[], None]] = None, stateful: Optional[dict] = None):
         self.path = Path(path)
+        self.stateful = {} if stateful is None else dict(stateful)
         self.config = {} if config is None else dict(config)
         self.extra = extra
         self.write = write
@@ -329,7 +340,8 @@ class Checkpoint(Callback):
                 else {},
                 "loader": state.train_iter.state_dict() if hasattr(state.train_iter, "state_dict") else {},
                 "rng": _rng_state(state.device), "history": state.history.state_dict(),
-                "extra": self.extra() if self.extra is not None else {}}, self.path)
+                "extra": self.extra() if self.extra is not None else {},
+                "stateful": {name: obj.state_dict() for name, obj in self.stateful.items()}}, self.path)
         if self.barrier is not None:
             self.barrier()
 
@@ -364,6 +376,11 @@ class Checkpoint(Callback):
                 scheduler.load_state_dict(state["scheduler"])
             if train_iter is not None and hasattr(train_iter, "load_state_dict"):
                 train_iter.load_state_dict(state["loader"])
+            saved = state.get("stateful", {})
+            for name, obj in self.stateful.items():
+                if name not in saved:
+                    raise KeyError(f"no saved state for {name!r}")
+                obj.load_state_dict(saved[name])
         except (RuntimeError, KeyError, ValueError) as err:
             raise CheckpointError(f"{self.path} does not fit this run ({str(err).splitlines()[0][:200]}); "
                                   f"delete it to start that run over") from None

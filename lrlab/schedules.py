@@ -51,6 +51,7 @@ __all__ = [
     "CyclicScheduler",
     "CyclicMomentum",
     "WSDScheduler",
+    "SWAScheduler",
     "checked_rate",
     "param",
 ]
@@ -900,3 +901,37 @@ class WSDScheduler(Schedule):
         decay = self.final_lr + (self.peak_lr - self.final_lr) * DECAY_SHAPES[self.decay_shape](x)
         return _after_warmup(t, W, self.warmup_begin_lr, self.peak_lr,
                              np.where(t < start, self.peak_lr, np.where(t < self.total_steps, decay, self.final_lr)))
+
+
+#: SWALR's annealing from the schedule's rate (alpha = 0) to ``swa_lr`` (alpha = 1), on the progress ``x`` in [0, 1].
+_SWA_ANNEAL = {"cos": lambda x: (1.0 - np.cos(np.pi * x)) / 2.0, "linear": lambda x: x}
+
+
+@dataclass(frozen=True)
+class SWAScheduler(Schedule):
+    """A schedule, then stochastic weight averaging's rate (Izmailov et al., 2018): torch's ``SWALR`` as a pure schedule.
+
+    With ``S = swa_start``, ``A = anneal_steps`` and ``r = schedule(S)``::
+
+        t < S  : schedule(t)
+        t >= S : swa_lr * a + r * (1 - a),   a = f(min(1, (t - S) / A))   (a = 1 when A = 0)
+
+    ``f(x) = (1 - cos(pi x)) / 2`` (``"cos"``) or ``x`` (``"linear"``). These are the rates of
+    ``SWALR(optimizer, swa_lr, anneal_epochs=A, anneal_strategy)`` made at step ``S`` (after the schedule's
+    scheduler has stepped ``S`` times) and stepped after every later step, as torch's SWA recipe does;
+    ``A`` counts what the schedule counts (epochs, or updates). The averaging itself is
+    :class:`lrlab.averaging.WeightAverage` (``kind="swa"``, from ``S``).
+    """
+
+    schedule: Callable[[Any], Any] = param(callable_schedule)
+    swa_start: float = param(non_negative)
+    swa_lr: float = param(non_negative)
+    anneal_steps: int = param(lambda name, v: count(name, v, low=0), 10)
+    anneal_strategy: str = param(choice(tuple(_SWA_ANNEAL)), "cos")
+
+    def value(self, t: np.ndarray) -> np.ndarray:
+        S = self.swa_start
+        start = float(_eval(self.schedule, np.array([S]))[0])
+        x = np.clip((t - S) / max(1, self.anneal_steps), 0.0, 1.0) if self.anneal_steps else np.ones_like(t)
+        a = _SWA_ANNEAL[self.anneal_strategy](x)
+        return np.where(t < S, _eval(self.schedule, np.minimum(t, S)), self.swa_lr * a + start * (1.0 - a))

@@ -285,7 +285,8 @@ def train(
             epoch (:mod:`lrlab.course.runner` saves and restores it). Default 0: a fresh run.
 
         callbacks: objects with any of the hooks ``on_train_begin``, ``on_epoch_begin``, ``on_update_end``,
-            ``on_epoch_end``, ``on_train_end`` (:mod:`lrlab.callbacks`: progress, checkpoints, measurements);
+            ``on_evaluate_begin``, ``on_epoch_end``, ``on_train_end`` (:mod:`lrlab.callbacks`: progress, checkpoints,
+            measurements; :mod:`lrlab.averaging`: a weight average, which the evaluation then uses);
             each gets the run's :class:`lrlab.callbacks.TrainState`, and may set its ``stop`` to end the run
             after the epoch. The progress display of ``live`` is one more, run after these.
         history: a History to continue (a resumed run: the one :meth:`lrlab.callbacks.Checkpoint.restore`
@@ -448,9 +449,12 @@ def train(
                 warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
             call("on_epoch_end")
             break
-        valid_acc, valid_loss = (_evaluate(net, valid_iter, device, loss, reduce) if valid_iter is not None
+        call("on_evaluate_begin")
+        judged = net if state.eval_net is None else state.eval_net  # a weight average, when a callback keeps one
+        valid_acc, valid_loss = (_evaluate(judged, valid_iter, device, loss, reduce) if valid_iter is not None
                                  else (math.nan,) * 2)
-        test_acc, test_loss = _evaluate(net, test_iter, device, loss, reduce) if test_iter is not None else (math.nan,) * 2
+        test_acc, test_loss = (_evaluate(judged, test_iter, device, loss, reduce) if test_iter is not None
+                               else (math.nan,) * 2)
         history.valid_acc.append(valid_acc)
         history.valid_loss.append(valid_loss)
         history.test_acc.append(test_acc)

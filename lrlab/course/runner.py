@@ -111,8 +111,10 @@ def run(spec: RunSpec, out: Path, cfg: _profiles.Experiment, *, root=None, devic
     net = cfg.make_model().to(device)
     optimizer = arm.make_optimizer(net.parameters(), budget)
     scheduler = arm.make_scheduler(optimizer, budget)
+    average = arm.average(net, budget) if arm.average is not None else None
     session_start, resumed = time.perf_counter(), {}
     checkpoint = Checkpoint(checkpoint_path(out, spec), config=_config(cfg, label, device),
+                            stateful={} if average is None else {"average": average},
                             extra=lambda: {"wall_seconds": resumed.get("wall_seconds", 0.0)
                                            + time.perf_counter() - session_start,
                                            "sessions": resumed.get("sessions", 0) + 1,
@@ -123,7 +125,8 @@ def run(spec: RunSpec, out: Path, cfg: _profiles.Experiment, *, root=None, devic
         print(f"{spec.id}: resuming after epoch {start} of {num_epochs}", flush=True)
     labels = {"experiment": study.name, "variant": spec.variant, "schedule": spec.schedule, "seed": spec.seed,
               "data": label}
-    callbacks = [RecordWeightNorm(), checkpoint, _Rows(spec, labels, num_epochs, on_epoch)]
+    callbacks = [*([average] if average is not None else []), RecordWeightNorm(), checkpoint,
+                 _Rows(spec, labels, num_epochs, on_epoch)]
     if stop_after is not None:
         callbacks.append(StopAfter(stop_after))
     if start >= num_epochs or (stop_after is not None and start >= stop_after):

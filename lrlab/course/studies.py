@@ -36,6 +36,12 @@ against the same declaration (every epoch's ``lr`` and ``momentum``).
 ``tuned``
     Each of d2l's five shapes at its own peak: a search over five peaks on a validation split held out
     of the training set (seed 10), then each shape's chosen peak on the whole training set, seeds 0 to 2.
+``averaging``
+    Weight averaging in the budget study's setting (d2l's, 30 epochs, per update, half an epoch of warmup to
+    0.3): a constant rate without averaging, the same with an exponential moving average of the weights
+    (torch's default decay 0.999), the same with stochastic weight averaging from epoch 20 (torch's ``SWALR``
+    to 0.05 over 2 epochs, an equal average after every epoch), and the budget study's 30-epoch cosine and
+    warmup-stable-decay, trained again here beside them, seeds 0 to 2.
 ``warmup``
     The warmup tutorial's claim on a labelled proxy (LeNet, Fashion-MNIST, the tutorial's optimizer and
     schedule cut to 30 epochs): with its warmup and without, seeds 0 to 2.
@@ -131,6 +137,7 @@ class Arm:
     ddp: Optional[DDPRun] = None
     seeds: Optional[tuple] = None
     holdout: bool = False
+    average: Optional[Callable[[nn.Module, Budget], Any]] = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -551,6 +558,51 @@ def _budget_later(out: Path) -> tuple:
 
 _BUDGET_ARMS = tuple(_budget_arm(kind, b) for kind in ("wsd", "cosine") for b in BUDGETS) + _PROBE_ARMS
 
+# --------------------------------------------------------------------------- weight averaging
+
+#: The averaging study (our design; the question: how much of a decay does averaging the weights buy?). Every
+#: arm trains d2l's LeNet for 30 epochs from the budget study's warmup (half an epoch, per update) to 0.3.
+#: EMA: torch's default decay (0.999 per update, a memory of about 4 epochs of 235 updates). SWA: Izmailov et
+#: al.'s recipe as torch's documentation writes it, scaled to 30 epochs: the constant rate until
+#: :data:`SWA_START` (two thirds of the run), then ``SWALR`` to :data:`SWA_LR` (the documentation's value)
+#: over :data:`SWA_ANNEAL_EPOCHS` epochs, and an equal average after every epoch from :data:`SWA_START` on.
+EMA_DECAY = 0.999
+SWA_START, SWA_LR, SWA_ANNEAL_EPOCHS = 20, 0.05, 2
+
+
+def _constant_after_warmup(b: Budget):
+    return _s.LinearWarmup(_s.ConstantScheduler(PEAK_LR), warmup_steps=_warmup_updates(b.iters))
+
+
+def _swa_schedule(b: Budget):
+    return _s.SWAScheduler(_constant_after_warmup(b), swa_start=b.epochs(SWA_START) * b.iters, swa_lr=SWA_LR,
+                           anneal_steps=b.epochs(SWA_ANNEAL_EPOCHS) * b.iters)
+
+
+def _ema(net, b: Budget):
+    from ..averaging import WeightAverage
+
+    return WeightAverage(net, kind="ema", decay=EMA_DECAY, every="update")
+
+
+def _swa(net, b: Budget):
+    from ..averaging import WeightAverage
+
+    return WeightAverage(net, kind="swa", start=b.epochs(SWA_START), every="epoch")
+
+
+_AVERAGING_ARMS = (
+    Arm("averaging", "constant", "constant 0.3 after the warmup, no averaging", _constant_after_warmup,
+        step_per="update"),
+    Arm("averaging", "constant_ema", f"constant 0.3, evaluated on an exponential moving average of the weights "
+        f"(decay {EMA_DECAY:g} per update)", _constant_after_warmup, step_per="update", average=_ema),
+    Arm("averaging", "swa", f"constant 0.3, then SWALR to {SWA_LR:g} over {SWA_ANNEAL_EPOCHS} epochs from epoch "
+        f"{SWA_START}, evaluated on the equal average of the weights after every epoch from {SWA_START}",
+        _swa_schedule, step_per="update", average=_swa),
+    dataclasses.replace(_budget_arm("cosine", 30), variant="averaging", schedule="cosine"),
+    dataclasses.replace(_budget_arm("wsd", 30), variant="averaging", schedule="wsd"),
+)
+
 # --------------------------------------------------------------------------- large batches
 
 #: The large-batch study (Goyal et al., 2017, on d2l's setting): global batches (k = 4, 16, 32 times
@@ -672,6 +724,7 @@ STUDIES = {
     "budget": Study("budget", "d2l", _BUDGET_ARMS, (0, 1, 2), _experiment_data, later=_budget_later),
     "large_batch": Study("large_batch", "d2l", _LARGE_BATCH_ARMS, (0, 1, 2), _experiment_data),
     "tuned": Study("tuned", "d2l", _TUNED_SEARCH, (0, 1, 2), _experiment_data, later=_tuned_later),
+    "averaging": Study("averaging", "d2l", _AVERAGING_ARMS, (0, 1, 2), _experiment_data),
     "warmup": Study("warmup", "warmup_proxy", (_warmup_proxy_arm(True), _warmup_proxy_arm(False)), (0, 1, 2),
                     _experiment_data),
 }
