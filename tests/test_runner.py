@@ -83,6 +83,8 @@ def test_main_names_missing_data_before_training(no_training, tmp_path):
 @pytest.mark.parametrize("study, variant, schedule, seed", [
     ("mnist_cnn", "as_written", "step", 42),        # Adam state, dropout (global RNG), a torch scheduler
     ("d2l", "published", "cosine_warmup", 1),       # a traced rate list as the schedule, rate 0 in epoch 1
+    ("averaging", "averaging", "constant_ema", 0),  # a weight average kept in the checkpoint
+    ("averaging", "averaging", "swa", 2),           # SWALR's rate and an equal average from epoch 1 of 3
 ])
 def test_an_interrupted_run_resumes_to_the_same_rows(tmp_path, study, variant, schedule, seed):
     cfg = tiny(studies.STUDIES[study].experiment)
@@ -223,6 +225,18 @@ def test_budget_runs_share_their_stable_start_bit_for_bit(tmp_path):
     cosine = runner.run(studies.RunSpec("budget", "budget", "cosine_30", 0), tmp_path, cfg, root=tmp_path,
                         device="cpu", on_epoch=None)
     assert cosine[1]["test_loss"] != rows[30][1]["test_loss"]  # a cosine decays from its warmup's end on
+
+
+def test_averaged_runs_train_as_the_constant_run_and_evaluate_their_average(tmp_path):
+    cfg = tiny("d2l", epochs=3)
+    rows = {name: runner.run(studies.RunSpec("averaging", "averaging", name, 0), tmp_path, cfg, root=tmp_path,
+                             device="cpu", on_epoch=None) for name in ("constant", "constant_ema", "wsd")}
+    training = ["lr", "train_loss", "train_acc", "weight_norm"]
+    plain, ema, wsd = (pd.DataFrame(r) for r in rows.values())
+    pd.testing.assert_frame_equal(ema[training], plain[training])  # averaging changes only what is evaluated
+    assert (ema["test_loss"] != plain["test_loss"]).all()
+    # the constant arm is the warmup-stable-decay run before its decay (epoch 0 of 3 here), bit for bit
+    assert plain.loc[0, training + ["test_loss"]].equals(wsd.loc[0, training + ["test_loss"]])
 
 
 def test_one_cycle_arm_drives_momentum_into_plain_sgd():

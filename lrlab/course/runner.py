@@ -5,7 +5,7 @@ tidy table and provenance under ``book/results/`` (:mod:`lrlab.course.results`).
 and the data loaded before any training. Each run is :func:`lrlab.train` with three callbacks: the
 weight norm of every epoch, a line of progress, and a :class:`lrlab.Checkpoint` saved atomically after
 every epoch to ``<results>/.runs/<run>.pt`` (net, optimizer, scheduler, the loader's and torch's random
-state, the history). A new invocation resumes each unfinished run from its last epoch and gives the
+state, the history, and an arm's weight average, which is a fourth callback). A new invocation resumes each unfinished run from its last epoch and gives the
 same rows as an uninterrupted run; a run whose rows are in the table (at the rates its arm says) is
 never redone; a damaged checkpoint stops the runner with its name and the fix, and is never loaded
 unsafely. Studies whose arms depend on earlier results (a search's choice) are trained in rounds,
