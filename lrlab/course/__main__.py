@@ -5,6 +5,8 @@
     python -m lrlab.course verdicts                           book/results/verdicts.csv from the result tables
     python -m lrlab.course sync                               the repository URL and results timing into place
     python -m lrlab.course student [OUT]                      the student edition (no solutions) into OUT
+    python -m lrlab.course zh template|check|build ...        the Chinese edition's translations and book
+    python -m lrlab.course site [OUT]                         the built editions assembled as the site
 """
 
 import sys
@@ -39,6 +41,16 @@ def main(argv=None) -> int:
         written = student_edition(rest[0] if rest else "_build/student")
         print(f"wrote {len(written)} chapters without solutions to {written[0].parent if written else rest}")
         return 0
+    if command == "site" and len(rest) <= 1:
+        from .book import assemble_site
+
+        written = assemble_site(rest[0] if rest else "_build/site")
+        print(f"assembled {', '.join(str(p) for p in written)}")
+        return 0
+    if command == "zh":
+        from .translation import main as zh_main
+
+        return zh_main(rest)
     print(__doc__, file=sys.stderr)
     return 2
 
