@@ -35,7 +35,7 @@ def book():
 
 def chapter_pages():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+    return [toc["root"]] + [entry["file"] for part in toc["parts"] for entry in part["chapters"]]
 
 
 def render(page: Path, tmp_path: Path) -> str:

@@ -232,3 +232,20 @@ def test_sync_leaves_the_timing_block_where_the_results_are_missing(tmp_path):
     (tmp_path / "book").mkdir()
     assert course.stale(tmp_path) == []  # no book/results here: the committed block stays as it is
     assert (tmp_path / "README.md").read_text() == readme
+
+
+def test_the_intros_map_numbers_the_chapters_as_the_book_does():
+    """The map in the introduction lists every chapter with the number the navigation gives it (parts
+    numbered through the book), in the order of the table of contents."""
+    import re
+
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [entry["file"].removeprefix("book/") for part in toc["parts"] for entry in part["chapters"]]
+    assert all(part.get("numbered") for part in toc["parts"])
+    listed = re.findall(r"^(\d+)\. \[[^\]]+\]\(([\w.]+)\.ipynb\)", (ROOT / "book" / "intro.md").read_text(), re.M)
+    assert [(int(n), f) for n, f in listed] == list(enumerate(files, start=1))
+    captions = [part["caption"] for part in toc["parts"]]
+    for caption in captions:
+        assert f"**{caption}**" in (ROOT / "book" / "intro.md").read_text()
