@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lrlab-installed
 
-.PHONY: book test install benchmark results verdicts sync student clean distclean
+.PHONY: book book-zh test install benchmark results verdicts sync student student-zh site pdf clean distclean
 
 # jupyter-book caches executed notebooks by their code, not by LRLAB_PROFILE: a cache made in
 # another profile is dropped with the pages built from it (Sphinx would otherwise keep the old pages
@@ -25,6 +25,19 @@ book: $(STAMP)
 	@# figures need matplotlib's inline backend: an MPLBACKEND from the caller (the tests set Agg) would drop them
 	env -u MPLBACKEND $(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is in _build/html/index.html"
+
+# The Chinese edition (中文版): the English notebooks' code with book/zh/'s translations, assembled into
+# _build/zh/src and built into _build/zh/html. It shares the English build's executed-notebook cache
+# (the code cells are the same), so after `make book` it only runs Sphinx.
+book-zh: $(STAMP)
+	@mkdir -p _build
+	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(PROFILE))" ]; then rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute _build/zh; fi
+	@echo "$(call CACHE_KEY,$(PROFILE))" > _build/.lrlab-profile
+	LRLAB_PROFILE=$(PROFILE) $(BIN)/python -m lrlab.course data
+	$(BIN)/python -m lrlab.course zh build _build/zh/src --cache $(CURDIR)/_build/.jupyter_cache
+	env -u MPLBACKEND $(BIN)/jupyter-book build _build/zh/src --warningiserror --nitpick --keep-going
+	@ln -sfn src/_build/html _build/zh/html
+	@echo "The Chinese edition is in _build/zh/html/index.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -55,6 +68,31 @@ student: $(STAMP)
 	LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/python -m lrlab.course data
 	env -u MPLBACKEND LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/jupyter-book build _build/student --warningiserror --nitpick --keep-going
 	@echo "The student edition is in _build/student: notebooks in book/, HTML in _build/html/index.html"
+
+# The Chinese student edition: _build/zh-student (notebooks in book/, HTML in html/), like `make student`.
+student-zh: $(STAMP)
+	$(BIN)/python -m lrlab.course zh build _build/zh-student/src --student
+	@if [ "$$(cat _build/zh-student/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(STUDENT_PROFILE))" ]; then rm -rf _build/zh-student/src/_build; fi
+	@echo "$(call CACHE_KEY,$(STUDENT_PROFILE))" > _build/zh-student/.lrlab-profile
+	LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/python -m lrlab.course data
+	env -u MPLBACKEND LRLAB_PROFILE=$(STUDENT_PROFILE) $(BIN)/jupyter-book build _build/zh-student/src --warningiserror --nitpick --keep-going
+	@ln -sfn src/_build/html _build/zh-student/html
+	@echo "The Chinese student edition is in _build/zh-student: notebooks in src/book/, HTML in html/index.html"
+
+# The site as it is published: the built editions under one root (_build/site), as the workflow deploys it.
+site:
+	$(BIN)/python -m lrlab.course site _build/site
+
+# A PDF of the book through jupyter-book's LaTeX builder (XeLaTeX, TeX from Debian's packages:
+# texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk fonts-freefont-otf), into
+# _build/latex/lrlab.pdf. The notebooks come from the same cache as `make book`.
+pdf: $(STAMP)
+	@mkdir -p _build
+	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(PROFILE))" ]; then rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute _build/latex; fi
+	@echo "$(call CACHE_KEY,$(PROFILE))" > _build/.lrlab-profile
+	LRLAB_PROFILE=$(PROFILE) $(BIN)/python -m lrlab.course data
+	env -u MPLBACKEND $(BIN)/jupyter-book build . --builder pdflatex --keep-going
+	@echo "The PDF is in _build/latex/"
 
 # Copy the repository URL of pyproject.toml into _config.yml, the README and every chapter's set-up cell.
 sync: $(STAMP)

@@ -12,7 +12,7 @@
 The chapters import it as ``from lrlab import course``; the names below are the ones they use most.
 """
 
-from .book import glue
+from .book import glue, show_table
 from .figures import plot_runs
 from .models import ImprovedCNN, LeNet, SimpleModel
 from .profiles import Experiment, experiment, get_profile
@@ -20,4 +20,4 @@ from .results import read_table
 from . import results  # noqa: F401 (course.results.compare_table in the chapters)
 
 __all__ = ["experiment", "get_profile", "Experiment", "LeNet", "SimpleModel", "ImprovedCNN", "read_table",
-           "plot_runs", "glue", "results"]
+           "plot_runs", "glue", "show_table", "results"]

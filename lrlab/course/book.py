@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["ROOT", "repository_url", "setup_cell_source", "SETUP_CELL_ID", "glue", "sync", "stale",
+__all__ = ["ROOT", "SITE", "assemble_site", "show_table", "Table", "repository_url", "setup_cell_source", "SETUP_CELL_ID", "glue", "sync", "stale",
            "strip_solutions", "student_edition", "chapter_titles"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,8 +111,59 @@ def chapter_titles(root: Path = ROOT, by: str = "stem") -> dict:
 # --------------------------------------------------------------------------------------------- sync
 
 
-def _config_with(text: str, url: str) -> str:
-    return re.sub(r"(^repository:\s*\n\s+url:\s*)(\S+)", lambda m: m.group(1) + url, text, count=1, flags=re.M)
+def _config_with(text: str, url: str, footer: Optional[str] = None) -> str:
+    text = re.sub(r"(^repository:\s*\n\s+url:\s*)(\S+)", lambda m: m.group(1) + url, text, count=1, flags=re.M)
+    if footer is not None:
+        text = re.sub(r'^(  extra_footer: )"[^"\n]*"', lambda m: f'{m.group(1)}"{footer}"', text, count=1, flags=re.M)
+    return text
+
+
+def version(root: Path = ROOT) -> str:
+    """The lrlab version of ``pyproject.toml``."""
+    match = re.search(r'^version\s*=\s*"([^"]+)"', (root / "pyproject.toml").read_text(encoding="utf-8"), re.M)
+    if not match:
+        raise ValueError(f"{root / 'pyproject.toml'} has no version")
+    return match.group(1)
+
+
+def results_date(root: Path = ROOT) -> Optional[str]:
+    """The day the newest committed reference run finished (``YYYY-MM-DD``), from the provenance files."""
+    import json
+
+    days = [run["finished"][:10] for path in (root / "book" / "results").glob("*.provenance.json")
+            for run in json.loads(path.read_text(encoding="utf-8")).get("runs", {}).values() if run.get("finished")]
+    return max(days) if days else None
+
+
+def footer(root: Path = ROOT) -> str:
+    """The line every page ends with: the version, the date of the results it reads, the licences."""
+    date = results_date(root)
+    return (f"lrlab {version(root)}" + (f" · measured results of {date}" if date else "")
+            + " · text CC BY-SA 4.0, code MIT · see the introduction for how to cite")
+
+
+def citation_with(text: str, url: str, root: Path = ROOT) -> str:
+    """``CITATION.cff`` with the repository URL and the version of ``pyproject.toml``."""
+    text = re.sub(r"^(repository-code: ).*$", lambda m: f'{m.group(1)}"{url}"', text, count=1, flags=re.M)
+    return re.sub(r"^(version: ).*$", lambda m: f'{m.group(1)}"{version(root)}"', text, count=1, flags=re.M)
+
+
+#: Where the other edition's root is, seen from an edition's root (the site: English at /, its student
+#: edition at /student/, the Chinese book at /zh/, its student edition at /zh/student/).
+EDITION_LINKS = {("en", False): ("zh/", "中文版 (Chinese edition)"),
+                 ("en", True): ("../zh/student/", "中文版 (Chinese edition)"),
+                 ("zh", False): ("../", "English edition (英文版)"),
+                 ("zh", True): ("../../student/", "English edition (英文版)")}
+
+
+def with_edition_link(config: str, language: str, student: bool) -> str:
+    """``_config.yml`` text whose announcement links to the other edition's same page."""
+    other, text = EDITION_LINKS[language, student]
+    link = f'<a class="lrlab-edition" data-other="{other}" href="{other}index.html">{text}</a>'
+    out, n = re.subn(r"^(  announcement: ).*$", lambda m: f"{m.group(1)}'{link}'", config, count=1, flags=re.M)
+    if n != 1:
+        raise ValueError("_config.yml has no html announcement line to put the edition link in")
+    return out
 
 
 def _readme_with(text: str, url: str, timing: Optional[str] = None) -> str:
@@ -159,8 +210,11 @@ def _plan(root: Path) -> dict:
     source = setup_cell_source(url)
     timing = _timing(root)
     out = {}
-    for path, change in ((root / "_config.yml", lambda t: _config_with(t, url)),
-                         (root / "README.md", lambda t: _readme_with(t, url, timing))):
+    for path, change in ((root / "_config.yml", lambda t: _config_with(t, url, footer(root))),
+                         (root / "README.md", lambda t: _readme_with(t, url, timing)),
+                         (root / "CITATION.cff", lambda t: citation_with(t, url, root)),
+                         (root / "book" / "intro.md",
+                          lambda t: re.sub(r"^(  url    = \{)[^}]*\}", lambda m: m.group(1) + url + "}", t, flags=re.M))):
         text = path.read_text(encoding="utf-8")
         out[path] = (text, change(text))
     for path in sorted((root / "book").glob("*.ipynb")):
@@ -170,7 +224,8 @@ def _plan(root: Path) -> dict:
 
 
 def stale(root: Path = ROOT) -> list:
-    """The files whose repository URL, set-up cell or results timing differs from what :func:`sync` would write."""
+    """The files whose repository URL (``_config.yml``, README, ``CITATION.cff``, the introduction's citation, the
+    set-up cells), version, footer or results timing differs from what :func:`sync` would write."""
     return [path for path, (now, synced) in _plan(root).items() if now != synced]
 
 
@@ -253,7 +308,10 @@ def student_edition(out: Path, root: Path = ROOT) -> list:
     config = (root / "_config.yml").read_text(encoding="utf-8")
     config = re.sub(r'^title:\s*"?(.*?)"?\s*$', lambda m: f'title: "{m.group(1)} (student edition)"', config,
                     count=1, flags=re.M)
+    config = with_edition_link(config, "en", student=True)
     (out / "_config.yml").write_text(config, encoding="utf-8")
+    if (root / "_static").is_dir():  # the edition link, the sortable tables, their style
+        shutil.copytree(root / "_static", out / "_static", dirs_exist_ok=True)
     for name in ("intro.md", "references.bib"):
         shutil.copy2(root / "book" / name, book / name)
     if (root / "book" / "results").is_dir():
@@ -264,3 +322,59 @@ def student_edition(out: Path, root: Path = ROOT) -> list:
         nbformat.write(nb, book / path.name)
         written.append(book / path.name)
     return written
+
+
+# --------------------------------------------------------------------------------------------- the site
+
+#: The site's folders and the builds that fill them (built HTML, relative to the checkout).
+SITE = {"": "_build/html", "student": "_build/student/_build/html", "zh": "_build/zh/html",
+        "zh/student": "_build/zh-student/html"}
+
+
+def assemble_site(out: Path, root: Path = ROOT, require: tuple = ("",)) -> list:
+    """Put the built editions under one root as the site publishes them: the English book at ``out``, its
+    student edition at ``out/student``, the Chinese edition at ``out/zh`` and its student edition at
+    ``out/zh/student``; those not built are left out, except ``require``'s (an error naming the command).
+    Returns the folders written."""
+    import shutil
+
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    commands = {"": "make book", "student": "make student", "zh": "make book-zh", "zh/student": "make student-zh"}
+    written = []
+    for folder, built in SITE.items():
+        source = (root / built).resolve()
+        if not (source / "index.html").is_file():
+            if folder in require:
+                raise FileNotFoundError(f"{root / built} has no built book: run `{commands[folder]}` first")
+            continue
+        shutil.copytree(source, out / folder, dirs_exist_ok=True)
+        written.append(out / folder)
+    (out / ".nojekyll").touch()  # GitHub Pages: serve _static/ and _images/ as they are
+    return written
+
+
+# --------------------------------------------------------------------------------------------- tables
+
+
+class Table:
+    """A table as the book shows it: an HTML table in the pages (sortable by a click on a column's head, by
+    ``_static/tables.js``) and the same table as text where there is no HTML (a terminal, a text diff).
+    Both views are made from the frame alone, so they are the same on every run."""
+
+    def __init__(self, frame, sortable: bool = True):
+        self.frame = frame.to_frame() if hasattr(frame, "to_frame") and getattr(frame, "ndim", 2) == 1 else frame
+        self.sortable = sortable
+
+    def _repr_html_(self) -> str:
+        classes = ["lrlab-table"] + (["lrlab-sortable"] if self.sortable else [])
+        return self.frame.to_html(classes=classes, border=0, escape=True)
+
+    def __repr__(self) -> str:
+        return self.frame.to_string()
+
+
+def show_table(frame, sortable: bool = True) -> Table:
+    """``frame`` as the book's table (the cell's last expression): HTML in the pages, text elsewhere."""
+    return Table(frame, sortable)

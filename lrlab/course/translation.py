@@ -207,7 +207,8 @@ def _translated(u: Unit, done: dict) -> str:
     head = 0
     while head < len(lines) and (_LABEL.match(lines[head]) or lines[head].startswith("#")):
         head += 1
-    return "\n".join(lines[:head] + ([""] if head else []) + [STALE_NOTE.rstrip("\n"), ""] + lines[head:])
+    rest = "\n".join(lines[head:]).lstrip("\n")
+    return "\n".join(lines[:head] + ([""] if head else []) + [STALE_NOTE.rstrip("\n"), "", rest])
 
 
 def _config(root: Path, student: bool) -> str:
@@ -257,6 +258,8 @@ def chinese_edition(out: Path, root: Path = ROOT, zh: Optional[Path] = None, stu
     if cache is not None:  # the English build's executed notebooks: the code cells are the same
         config = config.replace("  execute_notebooks: cache", f"  cache: {Path(cache).resolve()}\n  execute_notebooks: cache", 1)
     (out / "_config.yml").write_text(config, encoding="utf-8")
+    if (root / "_static").is_dir():  # the edition link, the sortable tables, their style
+        shutil.copytree(root / "_static", out / "_static", dirs_exist_ok=True)
     shutil.copy2(root / "book" / "references.bib", book / "references.bib")
     shutil.copy2(zh / "glossary.md", book / "glossary.md")
     if (root / "book" / "results").is_dir():
