@@ -33,7 +33,7 @@ def test_why_schedule():
 def test_sqrt_factor():
     needs("d2l")
     f = facts.sqrt_factor(RESULTS)
-    for variant in ("corrected", "published"):  # "two statements hold in both variants and one does not"
+    for variant in ("corrected", "published"):  # "two statements hold in both variants, one is contradicted in both"
         assert f[f"c3_sqrt_less_overfitting_{variant}"] == "supported"
         assert f[f"c3_small_steps_near_zero_{variant}"] == "supported"
         assert f[f"c3_sqrt_better_{variant}"] == "contradicted"

@@ -76,6 +76,11 @@ _CYCLES = ("one_cycle", "one_cycle_no_momentum", "restarts", "cosine_cycled_mome
 MNIST_ARMS = {"step": ("as_written", "step"), "cosine_written": ("as_written", "cosine"),
               "cosine_corrected": ("corrected", "cosine"), "constant": ("course", "constant")}
 
+#: The averaging study's arms, as its claims name them.
+_AVERAGING = {"constant": "the constant rate", "constant_ema": "the constant rate with an EMA of the weights",
+              "swa": "SWA (SWALR and the average)", "swalr": "SWALR's rates alone", "cosine": "the cosine",
+              "wsd": "warmup-stable-decay"}
+
 #: Every comparison the book states, chapter by chapter.
 CLAIMS = (
     # ---- the d2l section's statements about its own runs (its text, in our words)
@@ -135,9 +140,20 @@ CLAIMS = (
     *(_course("unknown-budget", f"schedule_free_vs_cosine_{B}", f"schedule-free SGD after {B} epochs against a "
               f"cosine planned for {B}", "budget", ("budget", "schedule_free"), ("budget", f"cosine_{B}"), epoch=B - 1)
       for B in (10, 20, 30)),
+    # ---- averaging the weights against decaying the rate (all arms of the averaging study, trained side by side)
+    *(_course("unknown-budget", f"avg_{a}_vs_{b}{'' if measure == 'test_acc' else '_' + measure}",
+              f"{_AVERAGING[a]} against {_AVERAGING[b]} ({measure})", "averaging", ("averaging", a), ("averaging", b),
+              measure)
+      for a, b in (("constant_ema", "constant"), ("swa", "constant"), ("swalr", "constant"), ("swa", "swalr"),
+                   ("cosine", "constant"), ("wsd", "constant"), ("constant_ema", "cosine"), ("swa", "cosine"),
+                   ("constant_ema", "wsd"), ("swa", "wsd"))
+      for measure in ("test_acc", "test_loss")),
+    *(_course("unknown-budget", f"avg_{name}_here_vs_budget", f"{_AVERAGING[name]}: trained again beside the "
+              f"averaging runs against the budget study's run (the same configuration, another machine and time)",
+              "averaging", ("averaging", name), ("budget", f"{name}_30"), study_b="budget") for name in ("cosine", "wsd")),
     # ---- the warmup tutorial's promise, "stability and faster convergence", on the course's proxy
     Claim("warmup-multifactor", "warmup_faster", "the tutorial's warmup converges faster (training loss after "
-          "epoch 5)", "warmup", ("course", "warmup_multifactor"), ("course", "multi_step"), "train_loss", 4,
+          "epoch 4, the fifth)", "warmup", ("course", "warmup_multifactor"), ("course", "multi_step"), "train_loss", 4,
           expects=-1),
     Claim("warmup-multifactor", "warmup_stabler", "the tutorial's warmup trains more stably (epoch-to-epoch change "
           "of the test accuracy)", "warmup", ("course", "warmup_multifactor"), ("course", "multi_step"),
