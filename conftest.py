@@ -7,8 +7,9 @@ so the smoke runs train on real Fashion-MNIST; on a fresh clone elsewhere they u
 stand-in. The notebook kernels that nbval starts inherit this environment.
 
 Notebooks are committed with outputs cleared, so nbval would have nothing to compare. Cells tagged
-``nbval-check-output`` keep their expected stdout in ``metadata["lrlab"]["expected_output"]``
-(written by ``tests/record_expected.py``); here it becomes the reference output nbval compares with.
+``nbval-check-output`` keep their expected stdout in ``metadata["lrlab"]["expected_output"]``, or all
+their outputs (a table's text and HTML) in ``["expected_outputs"]`` (written by
+``tests/record_expected.py``); here they become the reference outputs nbval compares with.
 """
 
 import os
@@ -31,7 +32,15 @@ def pytest_collection_modifyitems(items):
         cell = getattr(item, "cell", None)
         if cell is None or not hasattr(item, "options"):
             continue  # not an nbval cell
-        expected = cell.metadata.get("lrlab", {}).get("expected_output")
+        recorded = cell.metadata.get("lrlab", {})
+        expected = recorded.get("expected_output")
+        if recorded.get("expected_outputs") is not None:
+            outputs = [nbformat.from_dict({**o, "metadata": {}} if o["output_type"] == "display_data" else o)
+                       for o in recorded["expected_outputs"]]
+            cell.outputs = outputs
+            cell.execution_count = 1
+            item.options["check"] = True
+            continue
         if expected is None:
             if CHECK_TAG in cell.metadata.get("tags", []):
                 raise pytest.UsageError(

@@ -3,7 +3,8 @@
 Notebooks are committed with their outputs cleared (the book build makes them). Cells whose
 printed output is deterministic (schedule tables, lr traces) carry the tag ``nbval-check-output``;
 this script runs the notebook in the smoke profile and stores each such cell's stdout in
-``cell.metadata["lrlab"]["expected_output"]``. The root ``conftest.py`` hands that text to nbval,
+``cell.metadata["lrlab"]["expected_output"]``, or, for a cell that shows a table
+(:func:`lrlab.course.show_table`), all its outputs (text and HTML) in ``["expected_outputs"]``. The root ``conftest.py`` hands that text to nbval,
 which then fails the test if the cell prints anything else.
 
     .venv/bin/python tests/record_expected.py book/04_piecewise_constant.ipynb [more.ipynb ...]
@@ -18,6 +19,8 @@ import nbformat
 from nbclient import NotebookClient
 
 TAG = "nbval-check-output"
+#: What a checked cell may show besides its printed text: a table's text and HTML (lrlab.course.show_table).
+TEXT_TYPES = {"text/plain", "text/html"}
 
 
 def record(path: Path) -> int:
@@ -30,10 +33,22 @@ def record(path: Path) -> int:
         if cell.cell_type != "code" or TAG not in cell.metadata.get("tags", []):
             continue
         streams = [o for o in ran.outputs if o.output_type == "stream" and o.name == "stdout"]
-        others = [o.output_type for o in ran.outputs if o not in streams]
-        if others or not streams:
-            raise SystemExit(f"{path}: a cell tagged {TAG} must print to stdout only; it gave {others or 'nothing'}:\n{cell.source}")
-        cell.metadata.setdefault("lrlab", {})["expected_output"] = "".join(o.text for o in streams)
+        shown = [o for o in ran.outputs if o.output_type in ("display_data", "execute_result")
+                 and set(o.data) <= TEXT_TYPES]
+        others = [o.output_type for o in ran.outputs if o not in streams and o not in shown]
+        if others or not (streams or shown):
+            raise SystemExit(f"{path}: a cell tagged {TAG} must print to stdout or show text or HTML (a table) only; "
+                             f"it gave {others or 'nothing'}:\n{cell.source}")
+        mine = cell.metadata.setdefault("lrlab", {})
+        mine.pop("expected_output", None)
+        mine.pop("expected_outputs", None)
+        if shown:  # every output, in order: text and HTML data compared as they are
+            mine["expected_outputs"] = [{"output_type": "stream", "name": "stdout", "text": o.text}
+                                        if o.output_type == "stream" else
+                                        {"output_type": "display_data", "data": dict(o.data)}
+                                        for o in ran.outputs]
+        else:
+            mine["expected_output"] = "".join(o.text for o in streams)
         count += 1
     for cell in nb.cells:
         if cell.cell_type == "code":

@@ -166,14 +166,43 @@ def with_edition_link(config: str, language: str, student: bool) -> str:
     return out
 
 
-def _readme_with(text: str, url: str, timing: Optional[str] = None) -> str:
-    """The README with the repository URL and, when given, the reference runs' timing in their markers."""
+def _readme_with(text: str, url: str, timing: Optional[str] = None, book: Optional[str] = None) -> str:
+    """The README with the repository URL and, when given, the reference runs' and the book's timing in their
+    markers."""
     text = re.sub(r"(<!-- repository -->)[^<]*(<!-- /repository -->)", lambda m: f"{m.group(1)}{url}{m.group(2)}",
                   text, count=1)
     if timing is not None:
         text = re.sub(r"(<!-- results-timing -->\n).*?(<!-- /results-timing -->)",
                       lambda m: f"{m.group(1)}{timing}\n{m.group(2)}", text, count=1, flags=re.S)
+    if book is not None:
+        text = re.sub(r"(<!-- book-timing -->\n).*?(<!-- /book-timing -->)",
+                      lambda m: f"{m.group(1)}{book}\n{m.group(2)}", text, count=1, flags=re.S)
     return text
+
+
+def book_timing(root: Path = ROOT) -> Optional[str]:
+    """The README's sentence on how long executing the book takes per profile, from ``chapter_times.csv``."""
+    import pandas as pd
+
+    path = root / "book" / "results" / "chapter_times.csv"
+    if not path.is_file():
+        return None
+    times = pd.read_csv(path)
+    parts = []
+    for profile in ("smoke", "laptop", "full"):
+        mine = times[times.profile == profile]
+        if mine.empty:
+            continue
+        ok = mine[mine.status == "ok"]
+        text = f"`{profile}` {ok.seconds.sum() / 60:.0f} minutes for {len(ok)} chapters"
+        missing = mine[mine.status != "ok"]
+        if len(missing):
+            text += f" ({len(missing)} more not measured: {'; '.join(sorted(set(missing.status)))})"
+        parts.append(text)
+    days = sorted(times.date.str[:10])
+    device = ", ".join(sorted(set(times.device)))
+    return (f"Executing every chapter top to bottom (`benchmarks/chapter_times.py`, on {device}, {days[0]} to "
+            f"{days[-1]}): {'; '.join(parts)}.")
 
 
 def _timing(root: Path) -> Optional[str]:
@@ -211,7 +240,7 @@ def _plan(root: Path) -> dict:
     timing = _timing(root)
     out = {}
     for path, change in ((root / "_config.yml", lambda t: _config_with(t, url, footer(root))),
-                         (root / "README.md", lambda t: _readme_with(t, url, timing)),
+                         (root / "README.md", lambda t: _readme_with(t, url, timing, book_timing(root))),
                          (root / "CITATION.cff", lambda t: citation_with(t, url, root)),
                          (root / "book" / "intro.md",
                           lambda t: re.sub(r"^(  url    = \{)[^}]*\}", lambda m: m.group(1) + url + "}", t, flags=re.M))):

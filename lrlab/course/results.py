@@ -346,14 +346,35 @@ def history_rows(history, *, experiment: str, variant: str, schedule: str, seed:
              "weight_norm": norms[i], "data": data} for i, epoch in enumerate(history.epochs)]
 
 
+def mean_sd_text(values, digits: Optional[int] = None) -> str:
+    """``"0.881 ± 0.004"``: the mean to the decimal of the standard deviation's first significant digit (the
+    digits the seeds support), the deviation to one significant digit; ``digits`` fixes the decimals instead.
+    One value: the value, to ``digits`` (default 3) decimals."""
+    import math
+
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return f"{mean:.{3 if digits is None else digits}f}"
+    sd = float(values.std(ddof=1))
+    if digits is None:
+        digits = 3 if sd == 0 or not math.isfinite(sd) else max(0, -math.floor(math.log10(sd)))
+        if sd > 0 and round(sd, digits) >= 10 ** (1 - digits):  # 0.0096 rounds to 0.010: one digit fewer
+            digits = max(0, digits - 1)
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
 def compare_table(frame, rows: dict, metrics: Sequence[str] = ("train_loss", "train_acc", "test_acc"),
-                  digits: int = 3):
+                  digits: Optional[int] = None):
     """A table for people: one row per group of runs, "mean ± sd" over seeds at each run's last epoch.
 
     ``rows`` maps a row label either to a dict of column values selecting runs (e.g.
     ``{"variant": "corrected", "schedule": "cosine"}``) or to a tuple of numbers, one per metric (a
-    source's printed single run). Returns a DataFrame of strings indexed by the labels, with a column
-    ``n`` (seeds; empty for printed numbers) and one column per metric.
+    source's printed single run, shown with 3 decimals). Returns a DataFrame of strings indexed by the
+    labels, with a column ``n`` (seeds; empty for printed numbers) and one column per metric. Each mean has
+    the digits its seeds support (:func:`mean_sd_text`), unless ``digits`` fixes them.
     """
     import pandas as pd
 
@@ -363,14 +384,13 @@ def compare_table(frame, rows: dict, metrics: Sequence[str] = ("train_loss", "tr
         if isinstance(spec, dict):
             runs = select(last, **spec)
             n = len(runs)
-            cells = [f"{runs[m].mean():.{digits}f} ± {runs[m].std(ddof=1):.{digits}f}" if n > 1
-                     else f"{runs[m].mean():.{digits}f}" for m in metrics]
+            cells = [mean_sd_text(runs[m], digits) for m in metrics]
             table[label] = [str(n)] + cells
         else:
             values = tuple(spec)
             if len(values) != len(metrics):
                 raise ValueError(f"compare_table: row {label!r} has {len(values)} numbers for {len(metrics)} metrics")
-            table[label] = [""] + [f"{v:.{digits}f}" for v in values]
+            table[label] = [""] + [f"{v:.{3 if digits is None else digits}f}" for v in values]
     return pd.DataFrame.from_dict(table, orient="index", columns=["n"] + [METRIC_NAMES[m] for m in metrics])
 
 
