@@ -79,8 +79,8 @@ def test_the_chinese_notebooks_reuse_the_english_code_and_mark_stale_and_missing
     assert [c.source for c in built.cells if c.cell_type == "code"] == [c.source for c in english.cells
                                                                         if c.cell_type == "code"]
     cells = {c.id: c.source for c in built.cells if c.cell_type == "markdown"}
-    assert cells[markdown[0]["id"]] == done[markdown[0]["id"]][1]
-    heading, _, body = done[markdown[1]["id"]][1].partition("\n")  # the note comes after the section's heading
+    assert cells[markdown[0]["id"]] == t._joined(done[markdown[0]["id"]][1])
+    heading, _, body = t._joined(done[markdown[1]["id"]][1]).partition("\n")  # the note follows the heading
     assert cells[markdown[1]["id"]] == f"{heading}\n\n{t.STALE_NOTE}{body.lstrip()}"
     assert cells[last] == t.MISSING_NOTE + markdown[-1]["source"] if isinstance(markdown[-1]["source"], str) \
         else cells[last] == t.MISSING_NOTE + "".join(markdown[-1]["source"])
@@ -107,3 +107,17 @@ def test_a_template_keeps_what_is_translated_and_adds_new_cells(tmp_path):
     before = t.read_translation(zh / "06_poly.md")
     t.write_template(ROOT / "book" / "06_poly.ipynb", zh)
     assert t.read_translation(zh / "06_poly.md") == before
+
+
+def test_the_parts_have_the_chinese_names_the_introduction_uses():
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    intro = (t.ZH / "intro.md").read_text(encoding="utf-8")
+    for part in toc["parts"]:
+        assert f"**{t.PARTS[part['caption']]}**" in intro
+
+
+def test_chinese_lines_wrapped_in_the_source_are_joined_outside_code():
+    text = "第一行\n第二行，$x$\nand English\n```python\n# 注释\n# 注释\n```"
+    assert t._joined(text) == "第一行第二行，$x$\nand English\n```python\n# 注释\n# 注释\n```"

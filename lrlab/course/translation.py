@@ -42,6 +42,10 @@ STALE_NOTE = ("```{admonition} 译文待更新\n:class: warning\n本节的英文
               "以英文版为准。\n```\n\n")
 MISSING_NOTE = "```{admonition} 尚未翻译\n:class: warning\n本节还没有中文译文，下面是英文原文。\n```\n\n"
 TITLE = "PyTorch 学习率调度"
+#: The parts of the table of contents in Chinese, as the introduction's map names them.
+PARTS = {"The d2l section: Learning Rate Scheduling": "d2l 的一节：学习率调度器", "The tutorials": "三篇教程",
+         "Beyond the sources": "超出来源的内容", "Synthesis": "综合"}
+_CJK_BREAK = re.compile(r"(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\n(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])")
 
 
 def fingerprint(text: str) -> str:
@@ -71,6 +75,11 @@ def units(path: Path) -> list:
 
     nb = nbformat.read(path, as_version=4)
     return [Unit(c.id, c.source) for c in nb.cells if c.cell_type == "markdown"]
+
+
+def _zh_dir(root: Path, zh: Optional[Path]) -> Path:
+    """The translations of the course at ``root``: ``zh`` when given, else its ``book/zh``."""
+    return Path(zh) if zh is not None else Path(root) / "book" / "zh"
 
 
 def translation_path(chapter: Path, zh: Path = ZH) -> Path:
@@ -173,7 +182,7 @@ def check_unit(english: str, chinese: str) -> list:
 def problems(root: Path = ROOT, zh: Optional[Path] = None) -> dict:
     """``{chapter file: [problem, ...]}`` for every chapter with one: a piece untranslated, stale (its English
     changed since), or not keeping what :func:`keys` lists; translations of cells that no longer exist."""
-    zh = ZH if zh is None and root == ROOT else (Path(zh) if zh is not None else root / "book" / "zh")
+    zh = _zh_dir(root, zh)
     found = {}
     for chapter in chapters(root):
         done = read_translation(translation_path(chapter, zh))
@@ -197,10 +206,19 @@ def problems(root: Path = ROOT, zh: Optional[Path] = None) -> dict:
 # --------------------------------------------------------------------------- the Chinese book
 
 
+def _joined(text: str) -> str:
+    """Chinese lines wrapped in the source joined again outside code blocks: HTML shows a line break between
+    two Chinese characters as a space, which Chinese text does not have."""
+    parts = re.split(r"(^```.*?^```)", text, flags=re.M | re.S)
+    return "".join(p if p.startswith("```") and not re.match(r"```\{(admonition|note|tip|warning|exercise)", p)
+                   else _CJK_BREAK.sub("", p) for p in parts)
+
+
 def _translated(u: Unit, done: dict) -> str:
     if u.key not in done:
         return MISSING_NOTE + u.english
     mark, text = done[u.key]
+    text = _joined(text)
     if mark == fingerprint(u.english):
         return text
     lines = text.split("\n")  # the note goes after a leading label or title, so headings keep their place
@@ -244,7 +262,7 @@ def chinese_edition(out: Path, root: Path = ROOT, zh: Optional[Path] = None, stu
     import nbformat
     import yaml
 
-    out, zh = Path(out), Path(zh) if zh is not None else (ZH if root == ROOT else root / "book" / "zh")
+    out, zh = Path(out), _zh_dir(root, zh)
     if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents and out.name == "book":
         raise ValueError(f"out={out} would overwrite the course; choose a folder such as _build/zh/src")
     book = out / "book"
@@ -252,6 +270,11 @@ def chinese_edition(out: Path, root: Path = ROOT, zh: Optional[Path] = None, stu
         shutil.rmtree(book)
     book.mkdir(parents=True)
     toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    for part in toc.get("parts", []):
+        if part.get("caption") not in PARTS:
+            raise ValueError(f"_toc.yml's part {part.get('caption')!r} has no Chinese name in "
+                             f"lrlab.course.translation.PARTS; add one")
+        part["caption"] = PARTS[part["caption"]]
     _add_glossary(toc)
     (out / "_toc.yml").write_text(yaml.safe_dump(toc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     config = _config(root, student)
