@@ -330,3 +330,27 @@ def test_ch9_correspondence_table(name, make, ours, n):
         warnings.simplefilter("ignore")  # SequentialLR's epoch-argument deprecation warning, where raised
         torch_lrs = trace_scheduler(make, n, lr=0.3)
     assert np.allclose(torch_lrs, ours(steps(n)), rtol=1e-12, atol=0), name
+
+
+def test_nested_sequential_lr_cuts_the_warmup_short_and_milestone_zero_skips_the_first():
+    """The pitfalls chapter's claims on the installed torch: a SequentialLR nested in another loses a warmup
+    step (0.3 at step 2 where the flat composition has 0.21); milestones=[0] runs the second scheduler from 0."""
+    import warnings
+
+    from lrlab import trace_scheduler
+
+    def inner(o):
+        return S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, total_iters=3), S.ConstantLR(o, factor=1.0, total_iters=1)],
+                              milestones=[3])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nested = trace_scheduler(lambda o: S.SequentialLR(o, [inner(o), S.ExponentialLR(o, 0.5)], milestones=[6]), 10, lr=0.3)
+        flat = trace_scheduler(lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, total_iters=3),
+                                                            S.ConstantLR(o, factor=1.0, total_iters=1),
+                                                            S.ExponentialLR(o, 0.5)], milestones=[3, 6]), 10, lr=0.3)
+        skip = trace_scheduler(lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, total_iters=3),
+                                                            S.ExponentialLR(o, 0.5)], milestones=[0]), 10, lr=0.3)
+    assert flat[:4] == pytest.approx([0.03, 0.12, 0.21, 0.3]) and nested[:4] == pytest.approx([0.03, 0.12, 0.3, 0.3])
+    assert nested[4:] == pytest.approx(flat[4:])
+    assert skip == pytest.approx([0.3 * 0.5 ** t for t in range(10)])
