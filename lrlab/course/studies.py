@@ -40,7 +40,8 @@ against the same declaration (every epoch's ``lr`` and ``momentum``).
     Weight averaging in the budget study's setting (d2l's, 30 epochs, per update, half an epoch of warmup to
     0.3): a constant rate without averaging, the same with an exponential moving average of the weights
     (torch's default decay 0.999), the same with stochastic weight averaging from epoch 20 (torch's ``SWALR``
-    to 0.05 over 2 epochs, an equal average after every epoch), and the budget study's 30-epoch cosine and
+    to 0.05 over 2 epochs, an equal average after every epoch), the same rates without the average, and the budget
+    study's 30-epoch cosine and
     warmup-stable-decay, trained again here beside them, seeds 0 to 2.
 ``warmup``
     The warmup tutorial's claim on a labelled proxy (LeNet, Fashion-MNIST, the tutorial's optimizer and
@@ -599,6 +600,9 @@ _AVERAGING_ARMS = (
     Arm("averaging", "swa", f"constant 0.3, then SWALR to {SWA_LR:g} over {SWA_ANNEAL_EPOCHS} epochs from epoch "
         f"{SWA_START}, evaluated on the equal average of the weights after every epoch from {SWA_START}",
         _swa_schedule, step_per="update", average=_swa),
+    # SWA changes two things (the rate falls to 0.05, the weights are averaged): this arm has the first only
+    Arm("averaging", "swalr", f"the SWA arm's rates (SWALR to {SWA_LR:g} from epoch {SWA_START}), no averaging",
+        _swa_schedule, step_per="update"),
     dataclasses.replace(_budget_arm("cosine", 30), variant="averaging", schedule="cosine"),
     dataclasses.replace(_budget_arm("wsd", 30), variant="averaging", schedule="wsd"),
 )
