@@ -112,6 +112,33 @@ def test_unknown_budget():
         assert rows_of("wsd_20", seed, 16).equals(rows_of("wsd_30", seed, 16)), seed
 
 
+def test_unknown_budget_averaging():
+    needs("averaging")
+    f = facts.unknown_budget(RESULTS)
+    # "averaging lowered it against the constant run it reads"
+    assert f["c9c_avg_ema_constant_loss"].startswith("lower") and f["c9c_avg_swa_constant_loss"].startswith("lower")
+    # "its rates alone lowered the test loss ..., and its average on top of those rates ..."
+    assert f["c9c_avg_swalr_constant_loss"].startswith("lower") and f["c9c_avg_swa_swalr_loss"].startswith("lower")
+    # "could not be told apart from a cosine or a warmup-stable-decay run" (accuracy and loss)
+    for avg in ("ema", "swa"):
+        for decay in ("cosine", "wsd"):
+            assert f[f"c9c_avg_{avg}_{decay}"].startswith("no difference"), (avg, decay)
+            assert f[f"c9c_avg_{avg}_{decay}_loss"].startswith("no difference"), (avg, decay)
+    # "the accuracy gains over the constant rate point the same way in every seed, yet their intervals are wide"
+    for avg in ("ema", "swa"):
+        assert f[f"c9c_avg_{avg}_constant"].startswith("no difference shown (+") and "3 of 3 seeds" in f[f"c9c_avg_{avg}_constant"]
+    # "the decays are not shown to beat the constant rate either"
+    assert not f["c9c_avg_cosine_constant"].startswith("higher") and not f["c9c_avg_wsd_constant"].startswith("higher")
+    assert f["c9c_avg_n"] == 3
+    # "the EMA run's training columns are the constant run's, to the last digit"
+    table = results.read_table(RESULTS / "averaging.csv")
+    training = ["lr", "train_loss", "train_acc", "weight_norm"]
+    for seed in (0, 1, 2):
+        plain = results.select(table, schedule="constant", seed=seed)[training].reset_index(drop=True)
+        ema = results.select(table, schedule="constant_ema", seed=seed)[training].reset_index(drop=True)
+        assert ema.equals(plain), seed
+
+
 def test_large_batches():
     needs("large_batch", "tuned", "lr_find")
     f = facts.large_batches(RESULTS)

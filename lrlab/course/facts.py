@@ -198,6 +198,9 @@ def unknown_budget(where=None) -> dict:
                                                           unit="")
     for name in ("cosine", "wsd"):
         out[f"c9c_avg_{name}_machine"] = says(f"avg_{name}_here_vs_budget", where)
+    last = _results.final_epoch(_table("averaging", where))
+    out["c9c_avg_constant_sd"] = 100 * _results.select(last, schedule="constant")["test_acc"].std(ddof=1)
+    out["c9c_avg_n"] = int(_results.select(last, schedule="constant")["seed"].nunique())
     return out
 
 
