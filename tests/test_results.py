@@ -204,10 +204,24 @@ def test_compare_table_formats_mean_sd_and_printed_rows():
     frame = pd.DataFrame(rows())
     table = results.compare_table(frame, {"ours": {"schedule": "s"}, "theirs": (0.1234, 0.5, 0.9)})
     assert list(table.columns) == ["n", "train loss", "train acc", "test acc"]
-    assert table.loc["ours"].tolist() == ["3", "2.000 ± 1.000", "0.500 ± 0.000", "0.810 ± 0.010"]
+    # each mean to the decimal of its sd's first significant digit; an sd of 0 keeps 3 decimals
+    assert table.loc["ours"].tolist() == ["3", "2 ± 1", "0.500 ± 0.000", "0.81 ± 0.01"]
     assert table.loc["theirs"].tolist() == ["", "0.123", "0.500", "0.900"]
+    fixed = results.compare_table(frame, {"ours": {"schedule": "s"}}, digits=3)
+    assert fixed.loc["ours"].tolist() == ["3", "2.000 ± 1.000", "0.500 ± 0.000", "0.810 ± 0.010"]
     with pytest.raises(ValueError, match="2 numbers for 3 metrics"):
         results.compare_table(frame, {"theirs": (0.1, 0.2)})
+
+
+@pytest.mark.parametrize("values, text", [
+    ([0.881, 0.885, 0.877], "0.881 ± 0.004"),      # sd 0.004: three decimals
+    ([0.80, 0.8192, 0.81], "0.81 ± 0.01"),         # sd 0.0096 rounds to 0.010: one decimal fewer
+    ([0.9, 0.9, 0.9], "0.900 ± 0.000"),            # no spread: three decimals
+    ([12.0, 15.0, 18.0], "15 ± 3"),
+    ([0.5], "0.500"),                              # one value: no sd
+])
+def test_mean_sd_text_keeps_the_digits_the_spread_supports(values, text):
+    assert results.mean_sd_text(values) == text
 
 
 def test_per_epoch_mean_and_sd():
