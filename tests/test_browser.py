@@ -38,12 +38,13 @@ def chapter_pages():
     return [toc["root"]] + [entry["file"] for part in toc["parts"] for entry in part["chapters"]]
 
 
-def render(page: Path, tmp_path: Path) -> str:
-    """The page's DOM after its scripts ran (MathJax typesets on load)."""
+def render(page, tmp_path: Path, budget_ms: int = 15000) -> str:
+    """The page's DOM after its scripts ran (MathJax typesets on load); ``page`` a file or a URL."""
+    url = page.as_uri() if isinstance(page, Path) else page
     out = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+         f"--user-data-dir={tmp_path / 'profile'}", f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "<html" in out.stdout, out.stderr[-2000:]
     return out.stdout

@@ -28,6 +28,7 @@ from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
 import yaml
+from test_browser import render
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "site"
@@ -70,13 +71,7 @@ def site():
 
 def dom(url: str, tmp: Path, budget_ms: int = 8000) -> str:
     """The page's DOM after its scripts ran (MathJax, the edition link, the search)."""
-    out = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp / 'profile'}",
-         f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and "<html" in out.stdout, out.stderr[-2000:]
-    return out.stdout
+    return render(url, tmp, budget_ms)
 
 
 class Refs(HTMLParser):

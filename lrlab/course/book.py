@@ -286,6 +286,24 @@ _START = re.compile(r"^(`{3,})\{solution-start\}[^\n]*\n.*?^\1[ \t]*(\n|\Z)", re
 _END = re.compile(r"^(`{3,})\{solution-end\}[^\n]*\n(?:.*?\n)??^\1[ \t]*(\n|\Z)", re.M | re.S)
 
 
+def edition_folder(out: Path, root: Path, example: str) -> Path:
+    """Prepare ``out`` for an edition of the book built from the course at ``root``: refuse a folder that would
+    overwrite the course, empty ``out/book`` and copy ``_static`` (the edition link, the sortable tables, their
+    style); returns ``out/book``. ``example``: a folder to suggest instead."""
+    import shutil
+
+    out = Path(out)
+    if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents and out.name == "book":
+        raise ValueError(f"out={out} would overwrite the course; choose a folder such as {example}")
+    book = out / "book"
+    if book.exists():
+        shutil.rmtree(book)
+    book.mkdir(parents=True)
+    if (root / "_static").is_dir():
+        shutil.copytree(root / "_static", out / "_static", dirs_exist_ok=True)
+    return book
+
+
 def strip_solutions(nb):
     """A copy of the notebook ``nb`` (an nbformat node) without its solutions; exercises and all else kept.
 
@@ -334,20 +352,13 @@ def student_edition(out: Path, root: Path = ROOT) -> list:
     import nbformat
 
     out = Path(out)
-    if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents and out.name == "book":
-        raise ValueError(f"out={out} would overwrite the course; choose a folder such as _build/student")
-    book = out / "book"
-    if book.exists():
-        shutil.rmtree(book)
-    book.mkdir(parents=True)
+    book = edition_folder(out, root, "_build/student")
     shutil.copy2(root / "_toc.yml", out / "_toc.yml")
     config = (root / "_config.yml").read_text(encoding="utf-8")
     config = re.sub(r'^title:\s*"?(.*?)"?\s*$', lambda m: f'title: "{m.group(1)} (student edition)"', config,
                     count=1, flags=re.M)
     config = with_edition_link(config, "en", student=True)
     (out / "_config.yml").write_text(config, encoding="utf-8")
-    if (root / "_static").is_dir():  # the edition link, the sortable tables, their style
-        shutil.copytree(root / "_static", out / "_static", dirs_exist_ok=True)
     for name in ("intro.md", "references.bib"):
         shutil.copy2(root / "book" / name, book / name)
     if (root / "book" / "results").is_dir():

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .book import ROOT, strip_solutions, with_edition_link
+from .book import ROOT, edition_folder, strip_solutions, with_edition_link
 
 __all__ = ["ZH", "fingerprint", "read_translation", "write_template", "keys", "problems", "chinese_edition",
            "STALE_NOTE", "MISSING_NOTE", "chapters"]
@@ -263,12 +263,7 @@ def chinese_edition(out: Path, root: Path = ROOT, zh: Optional[Path] = None, stu
     import yaml
 
     out, zh = Path(out), _zh_dir(root, zh)
-    if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents and out.name == "book":
-        raise ValueError(f"out={out} would overwrite the course; choose a folder such as _build/zh/src")
-    book = out / "book"
-    if book.exists():
-        shutil.rmtree(book)
-    book.mkdir(parents=True)
+    book = edition_folder(out, root, "_build/zh/src")
     toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
     for part in toc.get("parts", []):
         if part.get("caption") not in PARTS:
@@ -281,8 +276,6 @@ def chinese_edition(out: Path, root: Path = ROOT, zh: Optional[Path] = None, stu
     if cache is not None:  # the English build's executed notebooks: the code cells are the same
         config = config.replace("  execute_notebooks: cache", f"  cache: {Path(cache).resolve()}\n  execute_notebooks: cache", 1)
     (out / "_config.yml").write_text(config, encoding="utf-8")
-    if (root / "_static").is_dir():  # the edition link, the sortable tables, their style
-        shutil.copytree(root / "_static", out / "_static", dirs_exist_ok=True)
     shutil.copy2(root / "book" / "references.bib", book / "references.bib")
     shutil.copy2(zh / "glossary.md", book / "glossary.md")
     if (root / "book" / "results").is_dir():
