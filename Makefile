@@ -86,13 +86,15 @@ site:
 # A PDF of the book through jupyter-book's LaTeX builder (XeLaTeX, TeX from Debian's packages:
 # texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk fonts-freefont-otf), into
 # _build/latex/lrlab.pdf. The notebooks come from the same cache as `make book`.
+# Also texlive-lang-chinese and fonts-noto-cjk: the sources' Chinese quotes, in xeCJK (see _config.yml).
 pdf: $(STAMP)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(PROFILE))" ]; then rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute _build/latex; fi
 	@echo "$(call CACHE_KEY,$(PROFILE))" > _build/.lrlab-profile
 	LRLAB_PROFILE=$(PROFILE) $(BIN)/python -m lrlab.course data
+	@rm -rf _build/latex   # latexmk builds every .tex it finds there: no stale document from an older run
 	env -u MPLBACKEND $(BIN)/jupyter-book build . --builder pdflatex --keep-going
-	@echo "The PDF is in _build/latex/"
+	@echo "The PDF is _build/latex/lrlab.pdf"
 
 # Copy the repository URL of pyproject.toml into _config.yml, the README and every chapter's set-up cell.
 sync: $(STAMP)

@@ -233,10 +233,10 @@ def test_the_workflow_builds_on_pull_requests_and_deploys_main_to_pages():
     assert any(step.get("uses", "").startswith("actions/upload-pages-artifact@") for step in jobs["site"]["steps"])
     assert set(jobs["site"]["needs"]) == {"lint", "book", "student"}
     runs = "\n".join(step.get("run", "") for job in jobs.values() for step in job["steps"])
-    for command in ("make book", "make book-zh", "make student student-zh", "actionlint"):
+    for command in ("make book", "make book-zh", "make pdf", "make student student-zh", "actionlint"):
         assert command in runs, command
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("book", "book-zh", "student", "student-zh"):
+    for target in ("book", "book-zh", "pdf", "student", "student-zh"):
         assert re.search(rf"^{re.escape(target)}:", makefile, re.M), target
     # the site's folders are the ones lrlab.course.book.SITE assembles locally
     from lrlab.course.book import SITE as FOLDERS
