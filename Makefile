@@ -15,11 +15,15 @@ PROFILE := $(or $(LRLAB_PROFILE),full)
 # What the cache was made with: the profile, and inline figures (caches made before the build
 # cleared MPLBACKEND may hold notebooks executed without their figures).
 CACHE_KEY = $(1) inline-figures
+# Drop what the English build cached in another profile (and the builds named in $(1) that use that cache),
+# then record the profile the cache is now made in.
+FRESH_CACHE = @if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(PROFILE))" ]; then \
+	rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute $(1); fi; \
+	echo "$(call CACHE_KEY,$(PROFILE))" > _build/.lrlab-profile
 
 book: $(STAMP)
 	@mkdir -p _build
-	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(PROFILE))" ]; then rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute; fi
-	@echo "$(call CACHE_KEY,$(PROFILE))" > _build/.lrlab-profile
+	$(call FRESH_CACHE,)
 	@# the datasets first: a missing one stops here with lrlab's message, before any notebook runs
 	LRLAB_PROFILE=$(PROFILE) $(BIN)/python -m lrlab.course data
 	@# figures need matplotlib's inline backend: an MPLBACKEND from the caller (the tests set Agg) would drop them
@@ -31,8 +35,7 @@ book: $(STAMP)
 # (the code cells are the same), so after `make book` it only runs Sphinx.
 book-zh: $(STAMP)
 	@mkdir -p _build
-	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(PROFILE))" ]; then rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute _build/zh; fi
-	@echo "$(call CACHE_KEY,$(PROFILE))" > _build/.lrlab-profile
+	$(call FRESH_CACHE,_build/zh)
 	LRLAB_PROFILE=$(PROFILE) $(BIN)/python -m lrlab.course data
 	$(BIN)/python -m lrlab.course zh build _build/zh/src --cache $(CURDIR)/_build/.jupyter_cache
 	env -u MPLBACKEND $(BIN)/jupyter-book build _build/zh/src --warningiserror --nitpick --keep-going
@@ -89,8 +92,7 @@ site:
 # Also texlive-lang-chinese and fonts-noto-cjk: the sources' Chinese quotes, in xeCJK (see _config.yml).
 pdf: $(STAMP)
 	@mkdir -p _build
-	@if [ "$$(cat _build/.lrlab-profile 2>/dev/null)" != "$(call CACHE_KEY,$(PROFILE))" ]; then rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute _build/latex; fi
-	@echo "$(call CACHE_KEY,$(PROFILE))" > _build/.lrlab-profile
+	$(call FRESH_CACHE,_build/latex)
 	LRLAB_PROFILE=$(PROFILE) $(BIN)/python -m lrlab.course data
 	@rm -rf _build/latex   # latexmk builds every .tex it finds there: no stale document from an older run
 	env -u MPLBACKEND $(BIN)/jupyter-book build . --builder pdflatex --keep-going

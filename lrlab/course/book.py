@@ -23,8 +23,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["ROOT", "SITE", "assemble_site", "show_table", "Table", "repository_url", "setup_cell_source", "SETUP_CELL_ID", "glue", "sync", "stale",
-           "strip_solutions", "student_edition", "chapter_titles"]
+__all__ = ["ROOT", "SITE", "assemble_site", "show_table", "Table", "repository_url", "setup_cell_source",
+           "SETUP_CELL_ID", "glue", "sync", "stale", "strip_solutions", "student_edition", "chapter_titles"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP_CELL_ID = "setup"
@@ -112,10 +112,15 @@ def chapter_titles(root: Path = ROOT, by: str = "stem") -> dict:
 
 
 def _config_with(text: str, url: str, footer: Optional[str] = None) -> str:
+    """``_config.yml`` with the repository URL, the link to the Chinese edition and, when given, the footer."""
     text = re.sub(r"(^repository:\s*\n\s+url:\s*)(\S+)", lambda m: m.group(1) + url, text, count=1, flags=re.M)
-    if footer is not None:
-        text = re.sub(r'^(  extra_footer: )"[^"\n]*"', lambda m: f'{m.group(1)}"{footer}"', text, count=1, flags=re.M)
-    return text
+    text = with_edition_link(text, "en", student=False)
+    return text if footer is None else with_footer(text, footer)
+
+
+def with_footer(config: str, footer: str) -> str:
+    """``_config.yml`` text whose pages end with ``footer``."""
+    return re.sub(r'^(  extra_footer: )"[^"\n]*"', lambda m: f'{m.group(1)}"{footer}"', config, count=1, flags=re.M)
 
 
 def version(root: Path = ROOT) -> str:
@@ -137,14 +142,17 @@ def results_date(root: Path = ROOT) -> Optional[str]:
     return max(days) if days else None
 
 
-def footer(root: Path = ROOT) -> Optional[str]:
-    """The line every page ends with: the version, the date of the results it reads, the licences (None
-    where there are no results to date, as in a checkout without ``book/results``)."""
+#: The footer's words in each edition: the date of the results, and the licences with where to cite from.
+FOOTERS = {"en": ("measured results of {date}", "text CC BY-SA 4.0, code MIT · see the introduction for how to cite"),
+           "zh": ("实测结果截至 {date}", "正文采用 CC BY-SA 4.0 许可，代码采用 MIT 许可 · 引用方式见引言")}
+
+
+def footer(root: Path = ROOT, language: str = "en") -> str:
+    """The line every page ends with: the version, the date of the results it reads (left out where there are
+    none, as in a checkout without ``book/results``), the licences."""
+    dated, licences = FOOTERS[language]
     date = results_date(root)
-    if date is None:
-        return None
-    return (f"lrlab {version(root)} · measured results of {date}"
-            " · text CC BY-SA 4.0, code MIT · see the introduction for how to cite")
+    return " · ".join([f"lrlab {version(root)}"] + ([dated.format(date=date)] if date else []) + [licences])
 
 
 def citation_with(text: str, url: str, root: Path = ROOT) -> str:
@@ -244,7 +252,8 @@ def _plan(root: Path) -> dict:
     source = setup_cell_source(url)
     timing = _timing(root)
     out = {}
-    for path, change in ((root / "_config.yml", lambda t: _config_with(t, url, footer(root))),
+    dated_footer = footer(root) if results_date(root) else None  # no results here: leave the committed footer
+    for path, change in ((root / "_config.yml", lambda t: _config_with(t, url, dated_footer)),
                          (root / "README.md", lambda t: _readme_with(t, url, timing, book_timing(root))),
                          (root / "CITATION.cff", lambda t: citation_with(t, url, root)),
                          (root / "book" / "intro.md",
@@ -288,8 +297,9 @@ _END = re.compile(r"^(`{3,})\{solution-end\}[^\n]*\n(?:.*?\n)??^\1[ \t]*(\n|\Z)"
 
 def edition_folder(out: Path, root: Path, example: str) -> Path:
     """Prepare ``out`` for an edition of the book built from the course at ``root``: refuse a folder that would
-    overwrite the course, empty ``out/book`` and copy ``_static`` (the edition link, the sortable tables, their
-    style); returns ``out/book``. ``example``: a folder to suggest instead."""
+    overwrite the course, empty ``out/book``, copy ``_static`` (the edition link, the sortable tables, their
+    style), the references and the measured results; returns ``out/book``. ``example``: a folder to suggest
+    instead."""
     import shutil
 
     out = Path(out)
@@ -301,6 +311,9 @@ def edition_folder(out: Path, root: Path, example: str) -> Path:
     book.mkdir(parents=True)
     if (root / "_static").is_dir():
         shutil.copytree(root / "_static", out / "_static", dirs_exist_ok=True)
+    shutil.copy2(root / "book" / "references.bib", book / "references.bib")
+    if (root / "book" / "results").is_dir():
+        shutil.copytree(root / "book" / "results", book / "results", ignore=shutil.ignore_patterns(".runs"))
     return book
 
 
@@ -359,10 +372,7 @@ def student_edition(out: Path, root: Path = ROOT) -> list:
                     count=1, flags=re.M)
     config = with_edition_link(config, "en", student=True)
     (out / "_config.yml").write_text(config, encoding="utf-8")
-    for name in ("intro.md", "references.bib"):
-        shutil.copy2(root / "book" / name, book / name)
-    if (root / "book" / "results").is_dir():
-        shutil.copytree(root / "book" / "results", book / "results", ignore=shutil.ignore_patterns(".runs"))
+    shutil.copy2(root / "book" / "intro.md", book / "intro.md")
     written = []
     for path in sorted((root / "book").glob("*.ipynb")):
         nb = strip_solutions(nbformat.read(path, as_version=4))
@@ -373,9 +383,9 @@ def student_edition(out: Path, root: Path = ROOT) -> list:
 
 # --------------------------------------------------------------------------------------------- the site
 
-#: The site's folders and the builds that fill them (built HTML, relative to the checkout).
-SITE = {"": "_build/html", "student": "_build/student/_build/html", "zh": "_build/zh/html",
-        "zh/student": "_build/zh-student/html"}
+#: The site's folders, each with the build that fills it (built HTML, relative to the checkout) and its command.
+SITE = {"": ("_build/html", "make book"), "student": ("_build/student/_build/html", "make student"),
+        "zh": ("_build/zh/html", "make book-zh"), "zh/student": ("_build/zh-student/html", "make student-zh")}
 
 
 def assemble_site(out: Path, root: Path = ROOT, require: tuple = ("",)) -> list:
@@ -388,13 +398,12 @@ def assemble_site(out: Path, root: Path = ROOT, require: tuple = ("",)) -> list:
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
-    commands = {"": "make book", "student": "make student", "zh": "make book-zh", "zh/student": "make student-zh"}
     written = []
-    for folder, built in SITE.items():
+    for folder, (built, command) in SITE.items():
         source = (root / built).resolve()
         if not (source / "index.html").is_file():
             if folder in require:
-                raise FileNotFoundError(f"{root / built} has no built book: run `{commands[folder]}` first")
+                raise FileNotFoundError(f"{root / built} has no built book: run `{command}` first")
             continue
         shutil.copytree(source, out / folder, dirs_exist_ok=True)
         written.append(out / folder)

@@ -188,13 +188,12 @@ def unknown_budget(where=None) -> dict:
                c9c_probe_epochs=PROBE_EPOCHS,
                c9c_sf_lr=schedule_free_lr(_folder(where)))
     # averaging the weights against decaying the rate (the averaging study)
-    names = {"constant_ema": "ema", "swa": "swa", "swalr": "swalr", "cosine": "cosine", "wsd": "wsd",
-             "constant": "constant"}
-    for a, b in (("constant_ema", "constant"), ("swa", "constant"), ("swalr", "constant"), ("swa", "swalr"),
-                 ("cosine", "constant"), ("wsd", "constant"), ("constant_ema", "cosine"), ("swa", "cosine"),
-                 ("constant_ema", "wsd"), ("swa", "wsd")):
-        out[f"c9c_avg_{names[a]}_{names[b]}"] = says(f"avg_{a}_vs_{b}", where)
-        out[f"c9c_avg_{names[a]}_{names[b]}_loss"] = says(f"avg_{a}_vs_{b}_test_loss", where, scale=1.0, digits=3,
+    def short(arm):  # the glue names call the EMA arm "ema"
+        return "ema" if arm == "constant_ema" else arm
+
+    for a, b in _verdicts.AVERAGING_PAIRS:
+        out[f"c9c_avg_{short(a)}_{short(b)}"] = says(f"avg_{a}_vs_{b}", where)
+        out[f"c9c_avg_{short(a)}_{short(b)}_loss"] = says(f"avg_{a}_vs_{b}_test_loss", where, scale=1.0, digits=3,
                                                           unit="")
     for name in ("cosine", "wsd"):
         out[f"c9c_avg_{name}_machine"] = says(f"avg_{name}_here_vs_budget", where)

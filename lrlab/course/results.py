@@ -350,8 +350,6 @@ def mean_sd_text(values, digits: Optional[int] = None) -> str:
     """``"0.881 ± 0.004"``: the mean to the decimal of the standard deviation's first significant digit (the
     digits the seeds support), the deviation to one significant digit; ``digits`` fixes the decimals instead.
     One value: the value, to ``digits`` (default 3) decimals."""
-    import math
-
     import numpy as np
 
     values = np.asarray(values, dtype=float)

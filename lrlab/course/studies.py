@@ -40,9 +40,8 @@ against the same declaration (every epoch's ``lr`` and ``momentum``).
     Weight averaging in the budget study's setting (d2l's, 30 epochs, per update, half an epoch of warmup to
     0.3): a constant rate without averaging, the same with an exponential moving average of the weights
     (torch's default decay 0.999), the same with stochastic weight averaging from epoch 20 (torch's ``SWALR``
-    to 0.05 over 2 epochs, an equal average after every epoch), the same rates without the average, and the budget
-    study's 30-epoch cosine and
-    warmup-stable-decay, trained again here beside them, seeds 0 to 2.
+    to 0.05 over 2 epochs, an equal average after every epoch), the same rates without the average, and the
+    budget study's 30-epoch cosine and warmup-stable-decay, trained again here beside them, seeds 0 to 2.
 ``warmup``
     The warmup tutorial's claim on a labelled proxy (LeNet, Fashion-MNIST, the tutorial's optimizer and
     schedule cut to 30 epochs): with its warmup and without, seeds 0 to 2.

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .book import ROOT, edition_folder, strip_solutions, with_edition_link
+from .book import ROOT, edition_folder, footer, strip_solutions, with_edition_link, with_footer
 
 __all__ = ["ZH", "fingerprint", "read_translation", "write_template", "keys", "problems", "chinese_edition",
            "STALE_NOTE", "MISSING_NOTE", "chapters"]
@@ -238,17 +238,7 @@ def _config(root: Path, student: bool) -> str:
     if "  config:\n" not in config:
         raise ValueError("_config.yml has no sphinx config section to set the language in")
     config = config.replace("  config:\n", "  config:\n    language: zh_CN\n", 1)
-    config = re.sub(r"^(  extra_footer: )\"[^\"\n]*\"", lambda m: f'{m.group(1)}"{_footer_zh(root)}"', config, count=1,
-                    flags=re.M)
-    return with_edition_link(config, "zh", student)
-
-
-def _footer_zh(root: Path) -> str:
-    from .book import results_date, version
-
-    date = results_date(root)
-    return (f"lrlab {version(root)}" + (f" · 实测结果截至 {date}" if date else "")
-            + " · 正文采用 CC BY-SA 4.0 许可，代码采用 MIT 许可 · 引用方式见引言")
+    return with_edition_link(with_footer(config, footer(root, "zh")), "zh", student)
 
 
 def chinese_edition(out: Path, root: Path = ROOT, zh: Optional[Path] = None, student: bool = False,
@@ -276,10 +266,7 @@ def chinese_edition(out: Path, root: Path = ROOT, zh: Optional[Path] = None, stu
     if cache is not None:  # the English build's executed notebooks: the code cells are the same
         config = config.replace("  execute_notebooks: cache", f"  cache: {Path(cache).resolve()}\n  execute_notebooks: cache", 1)
     (out / "_config.yml").write_text(config, encoding="utf-8")
-    shutil.copy2(root / "book" / "references.bib", book / "references.bib")
     shutil.copy2(zh / "glossary.md", book / "glossary.md")
-    if (root / "book" / "results").is_dir():
-        shutil.copytree(root / "book" / "results", book / "results", ignore=shutil.ignore_patterns(".runs"))
     intro = root / "book" / INTRO
     (book / INTRO).write_text(_translated(units(intro)[0], read_translation(translation_path(intro, zh))) + "\n",
                               encoding="utf-8")

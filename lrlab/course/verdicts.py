@@ -81,6 +81,11 @@ _AVERAGING = {"constant": "the constant rate", "constant_ema": "the constant rat
               "swa": "SWA (SWALR and the average)", "swalr": "SWALR's rates alone", "cosine": "the cosine",
               "wsd": "warmup-stable-decay"}
 
+#: The averaging study's paired comparisons (arm a against arm b), each on test accuracy and test loss.
+AVERAGING_PAIRS = (("constant_ema", "constant"), ("swa", "constant"), ("swalr", "constant"), ("swa", "swalr"),
+                   ("cosine", "constant"), ("wsd", "constant"), ("constant_ema", "cosine"), ("swa", "cosine"),
+                   ("constant_ema", "wsd"), ("swa", "wsd"))
+
 #: Every comparison the book states, chapter by chapter.
 CLAIMS = (
     # ---- the d2l section's statements about its own runs (its text, in our words)
@@ -144,10 +149,7 @@ CLAIMS = (
     *(_course("unknown-budget", f"avg_{a}_vs_{b}{'' if measure == 'test_acc' else '_' + measure}",
               f"{_AVERAGING[a]} against {_AVERAGING[b]} ({measure})", "averaging", ("averaging", a), ("averaging", b),
               measure)
-      for a, b in (("constant_ema", "constant"), ("swa", "constant"), ("swalr", "constant"), ("swa", "swalr"),
-                   ("cosine", "constant"), ("wsd", "constant"), ("constant_ema", "cosine"), ("swa", "cosine"),
-                   ("constant_ema", "wsd"), ("swa", "wsd"))
-      for measure in ("test_acc", "test_loss")),
+      for a, b in AVERAGING_PAIRS for measure in ("test_acc", "test_loss")),
     *(_course("unknown-budget", f"avg_{name}_here_vs_budget", f"{_AVERAGING[name]}: trained again beside the "
               f"averaging runs against the budget study's run (the same configuration, another machine and time)",
               "averaging", ("averaging", name), ("budget", f"{name}_30"), study_b="budget") for name in ("cosine", "wsd")),
